@@ -1,0 +1,49 @@
+# Two commands on a fresh machine (Python 3.11, Node.js, make): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_STAMP   := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install demo test bench lock schema golden clean
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Pinned: every package comes from requirements.lock (regenerate with `make lock`).
+$(PY_STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Dev tools from npm (anvil, solc, contract artifacts), pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(BIN)/steward demo
+
+test: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+# Regenerate policies/schema.json from the pydantic models (a test keeps it in sync).
+schema: install
+	$(BIN)/steward schema > policies/schema.json
+
+# Refresh golden files after reviewing the diff (`git diff tests/golden proposals/`).
+golden: install
+	$(BIN)/python -m pytest -q tests/golden --update-golden
+
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^steward' > requirements.lock
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,1 @@
+"""From recommendation to verified transactions and reports; all I/O lives here."""

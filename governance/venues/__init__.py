@@ -1,0 +1,1 @@
+"""Venue adapters: ParameterChange → Call, and (later) chain reads of current parameters."""
