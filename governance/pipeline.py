@@ -1,0 +1,338 @@
+"""One epoch: inputs → recommendation → calls → Safe batch → report → bundle files.
+
+`gather_inputs` is the only stage that reads the outside world (policy, data files, snapshot);
+`build_files` is a pure function of the pinned inputs, which is what lets `steward verify` rebuild a
+bundle from its own `inputs/` folder and compare it byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from governance import jsonio
+from governance.bundle import MANIFEST, BundleError, sha256
+from governance.calls import Call, decode_call
+from governance.report import render_markdown, report_context
+from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
+from governance.venues import aave_v3
+from risk.data import DataOptions, MarketData, Repair, align, load_series
+from risk.demo import synthetic
+from risk.errors import DataError, StewardError
+from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource
+from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
+from risk.recommend import recommend
+from risk.recommendation import Recommendation
+from risk.snapshot import VenueSnapshot, parse_aave_reserves_csv, parse_snapshot_json, restrict
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "risk" / "demo"
+DEMO_POLICY = DEMO_DIR / "policy.yaml"
+DEMO_SNAPSHOT = DEMO_DIR / "snapshot.json"
+INPUT_POLICY = "inputs/policy.yaml"
+INPUT_PRICES = "inputs/prices.csv"
+INPUT_SNAPSHOT = "inputs/snapshot.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file the inputs were taken from: its name relative to the data folder and its hash."""
+
+    name: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class EpochInputs:
+    policy: LoadedPolicy
+    market: MarketData
+    snapshot: VenueSnapshot
+    seed: int
+    epoch: str
+    sources: tuple[Source, ...]
+    repairs: tuple[dict[str, Any], ...]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("STEWARD_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _iso(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_label(seconds: int) -> str:
+    t = dt.datetime.fromtimestamp(int(seconds), dt.UTC)
+    return t.strftime("%Y-%m-%d") if (t.hour, t.minute, t.second) == (0, 0, 0) else t.strftime("%Y-%m-%dT%H%MZ")
+
+
+def _data_options(policy: Policy) -> DataOptions:
+    d = policy.data
+    return DataOptions(
+        max_gap_seconds=d.max_gap.seconds,
+        spike_threshold=d.spike_threshold.as_float(),
+        repairs=frozenset(r.value for r in d.repairs),
+    )
+
+
+def _synthetic_market(policy: Policy, snapshot: VenueSnapshot, seed: int) -> MarketData:
+    step = policy.scenarios.step.seconds
+    if step != 3600:
+        raise StewardError("the demo market is hourly", "set scenarios.step: 1h in the demo policy")
+    symbols = tuple(m.symbol for m in policy.markets)
+    anchors = {s: float(snapshot.market(s).price_usd) for s in ("WETH", "WBTC", "wstETH", "USDC")}
+    paths = synthetic.generate(seed, anchors)
+    unknown = [s for s in symbols if s not in paths]
+    if unknown:
+        raise StewardError(f"the demo market has no synthetic prices for {', '.join(unknown)}", "demo markets: WETH, WBTC, wstETH, USDC")
+    end = int(dt.datetime.fromisoformat(synthetic.DEMO_END).timestamp())
+    n = synthetic.DEMO_STEPS + 1
+    times = end - step * np.arange(n - 1, -1, -1, dtype=np.int64)
+    return MarketData(step_seconds=step, times=times, symbols=symbols, prices=np.column_stack([paths[s] for s in symbols]))
+
+
+def _file_market(policy: Policy, data_dir: Path) -> tuple[MarketData, tuple[Source, ...], tuple[Repair, ...]]:
+    options = _data_options(policy)
+    series, repairs, sources = [], [], {}
+    for market in policy.markets:
+        src = market.price_source
+        assert isinstance(src, FilePriceSource)
+        path = data_dir / src.file
+        if not path.is_file():
+            raise DataError(
+                f"market {market.symbol}: price file {src.file} not found under {data_dir}",
+                "pass --data DIR (default ../shared/data, or set STEWARD_DATA)",
+            )
+        s, r = load_series(path, symbol=src.symbol, column=src.column, options=options, name=src.file)
+        series.append(_renamed(s, market.symbol))
+        repairs.extend(r)
+        sources[src.file] = Source(src.file, sha256(path.read_bytes()))
+    market_data = align(series, policy.scenarios.step.seconds, max_gap_seconds=options.max_gap_seconds)
+    return market_data, tuple(sources[k] for k in sorted(sources)), tuple(repairs)
+
+
+def _renamed(series: Any, symbol: str) -> Any:
+    """The series is named after the policy's market, whatever the file calls it."""
+    from dataclasses import replace
+
+    return series if series.symbol == symbol else replace(series, symbol=symbol)
+
+
+def _window(policy: Policy, market: MarketData) -> MarketData:
+    sc = policy.scenarios
+    end = int(market.times[-1]) if sc.as_of is None else int(sc.as_of.timestamp())
+    if end > int(market.times[-1]) or end < int(market.times[0]):
+        raise DataError(
+            f"scenarios.as_of {_iso(end)} is outside the data ({_iso(int(market.times[0]))} .. {_iso(int(market.times[-1]))})",
+            "choose an as_of inside the data range",
+        )
+    start = end - sc.lookback.seconds
+    if start < int(market.times[0]):
+        raise DataError(
+            f"the {sc.lookback} lookback before {_iso(end)} starts before the data ({_iso(int(market.times[0]))})",
+            "shorten scenarios.lookback or move scenarios.as_of later",
+        )
+    return market.slice(start, end)
+
+
+def _load_snapshot(policy: Policy, data_dir: Path, snapshot_path: Path | None, demo: bool) -> VenueSnapshot:
+    if snapshot_path is None and policy.snapshot is not None:
+        snapshot_path = data_dir / policy.snapshot.file
+    if snapshot_path is None:
+        if not demo:
+            raise StewardError(
+                f"no snapshot of {policy.venue.name}'s current parameters",
+                "pass --snapshot FILE (JSON or Aave reserves CSV) or set snapshot.file in the policy",
+            )
+        snapshot_path = DEMO_SNAPSHOT
+    if not snapshot_path.is_file():
+        raise DataError(f"snapshot file {snapshot_path} not found", "check the path given with --snapshot or snapshot.file")
+    data = snapshot_path.read_bytes()
+    if snapshot_path.suffix.lower() == ".csv":
+        snap = parse_aave_reserves_csv(data, snapshot_path.name, policy.venue.chain_id, policy.venue.name)
+    else:
+        snap = parse_snapshot_json(data, snapshot_path.name)
+    if snap.chain_id and snap.chain_id != policy.venue.chain_id:
+        raise StewardError(
+            f"snapshot {snapshot_path.name} is of chain {snap.chain_id}, the policy's venue is on chain {policy.venue.chain_id}",
+            "use the snapshot of the policy's venue",
+        )
+    return restrict(snap, [m.symbol for m in policy.markets], policy.venue.name)
+
+
+def gather_inputs(
+    policy_path: Path | None,
+    *,
+    data_dir: Path | None = None,
+    snapshot_path: Path | None = None,
+    seed: int | None = None,
+    epoch: str | None = None,
+) -> EpochInputs:
+    """Read everything an epoch needs and pin it: the canonical prices are what the epoch computes on."""
+    loaded = load_policy(policy_path if policy_path is not None else DEMO_POLICY, None)
+    policy = loaded.policy
+    kinds = {type(m.price_source) for m in policy.markets}
+    if len(kinds) > 1:
+        raise StewardError("the policy mixes synthetic and file price sources", "use one kind of price_source for all markets")
+    demo = kinds == {SyntheticPriceSource}
+    seed = policy.scenarios.seed if seed is None else seed
+    snapshot = _load_snapshot(policy, data_dir or default_data_dir(), snapshot_path, demo)
+    if demo:
+        market, sources, repairs = _synthetic_market(policy, snapshot, seed), (), ()
+    else:
+        market, sources, repairs = _file_market(policy, data_dir or default_data_dir())
+    market = _window(policy, market)
+    # Compute on exactly what is pinned: the canonical CSV round-trips floats exactly.
+    market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)
+    return EpochInputs(
+        policy=loaded,
+        market=market,
+        snapshot=snapshot,
+        seed=seed,
+        epoch=epoch or epoch_label(int(market.times[-1])),
+        sources=sources,
+        repairs=tuple(r.to_json() for r in repairs),
+    )
+
+
+def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
+    """The inputs pinned in a bundle, as `build_files` needs them to rebuild it."""
+    for rel in (INPUT_POLICY, INPUT_PRICES, INPUT_SNAPSHOT, MANIFEST):
+        if rel not in files:
+            raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
+    policy, problems = check_policy_text(files[INPUT_POLICY], f"{bundle}/{INPUT_POLICY}")
+    if policy is None:
+        raise BundleError(f"{bundle}/{INPUT_POLICY} no longer validates: {problems[0]}", "the pinned policy was modified")
+    manifest = json.loads(files[MANIFEST])
+    return EpochInputs(
+        policy=LoadedPolicy(policy=policy, path=bundle / INPUT_POLICY, text=files[INPUT_POLICY]),
+        market=MarketData.from_csv_bytes(files[INPUT_PRICES], INPUT_PRICES),
+        snapshot=parse_snapshot_json(files[INPUT_SNAPSHOT], INPUT_SNAPSHOT),
+        seed=int(manifest["seed"]),
+        epoch=str(manifest["epoch"]),
+        sources=tuple(Source(s["name"], s["sha256"]) for s in manifest.get("sources", [])),
+        repairs=tuple(manifest.get("repairs", [])),
+    )
+
+
+def _calls_json(calls: list[Call]) -> list[dict[str, Any]]:
+    return [
+        {
+            "args": {k: str(v) for k, v in c.named_args.items()},
+            "contract": c.contract_label,
+            "data": c.data,
+            "human": c.human,
+            "signature": c.function.signature,
+            "to": c.to,
+            "value": str(c.value),
+        }
+        for c in calls
+    ]
+
+
+def _prove_calls(calls: list[Call], recommendation: Recommendation) -> None:
+    """Decode every call's bytes and compare with what the recommendation says, independently of encoding."""
+    for call in calls:
+        decoded = decode_call(call.function, call.data)
+        intended = aave_v3.intended_args(call, recommendation)
+        if decoded != intended:
+            raise StewardError(
+                f"call '{call.human}' decodes to {decoded}, the recommendation says {intended}",
+                "do not sign: this is a bug in packaging",
+            )
+
+
+def build_files(inputs: EpochInputs, bundle_path: str) -> dict[str, bytes]:
+    """Every file of the bundle, in memory. Pure: same inputs, same bytes."""
+    policy = inputs.policy.policy
+    if policy.venue.protocol is not Protocol.AAVE_V3:
+        raise StewardError(
+            f"protocol {policy.venue.protocol} cannot be packaged yet",
+            "Aave v3 venues are supported; Compound v3 and generic setters are being built (issues 5 and 9)",
+        )
+    market = inputs.market
+    as_of = _iso(int(market.times[-1]))
+    rec = recommend(policy, market.symbols, market.prices, market.step_seconds, inputs.snapshot, epoch=inputs.epoch, as_of=as_of)
+    calls = aave_v3.calls_for(policy, rec)
+    _prove_calls(calls, rec)
+
+    files: dict[str, bytes] = {
+        INPUT_POLICY: inputs.policy.text,
+        INPUT_PRICES: market.to_csv_bytes(),
+        INPUT_SNAPSHOT: inputs.snapshot.to_json_bytes(),
+        "recommendation.json": jsonio.dumps(rec.to_json()),
+        "calls.json": jsonio.dumps(_calls_json(calls)),
+    }
+    safe_summary = None
+    safe_address = policy.venue.addresses.safe
+    if calls and safe_address is not None:
+        title = f"{policy.venue.name} risk parameters, epoch {inputs.epoch}"
+        batch = build_tx_builder_batch(
+            calls,
+            chain_id=policy.venue.chain_id,
+            safe_address=safe_address,
+            created_at_ms=int(market.times[-1]) * 1000,  # the data's as-of time: no clock in artefacts
+            name=title,
+            description=f"{len(calls)} call(s) generated by steward; verify with `steward verify {bundle_path}`",
+            owner_address=policy.venue.addresses.safe_owner,
+        )
+        if decode_tx_builder_batch(batch) != [(c.to, c.value, c.data) for c in calls]:
+            raise StewardError("the Tx Builder file does not encode the same calls as calls.json", "do not sign; report a bug")
+        safe_tx = safe_tx_for_calls(calls, safe_address=safe_address, chain_id=policy.venue.chain_id, nonce=inputs.snapshot.safe_nonce)
+        safe_doc = safe_tx_json(safe_tx)
+        files["safe-tx-builder.json"] = jsonio.dumps(batch)
+        files["safe-tx.json"] = jsonio.dumps(safe_doc)
+        safe_summary = {
+            "safe": safe_doc["safe"],
+            "chain_id": policy.venue.chain_id,
+            "nonce": safe_tx.nonce,
+            "to": safe_doc["to"],
+            "operation": "DELEGATECALL (MultiSendCallOnly)" if safe_tx.operation == 1 else "CALL",
+            "hash": safe_doc["safeTxHash"],
+        }
+    inputs_hashes = {
+        "policy": sha256(files[INPUT_POLICY]),
+        "prices": sha256(files[INPUT_PRICES]),
+        "snapshot": sha256(files[INPUT_SNAPSHOT]),
+    }
+    context = report_context(
+        rec,
+        calls=_calls_json(calls),
+        safe=safe_summary,
+        inputs=inputs_hashes,
+        bundle_path=bundle_path,
+        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
+        sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
+        repairs=list(inputs.repairs),
+    )
+    files["report.md"] = render_markdown(context)
+    files[MANIFEST] = jsonio.dumps(
+        {
+            "block": inputs.snapshot.block,
+            "chain_id": policy.venue.chain_id,
+            "epoch": inputs.epoch,
+            "files": {rel: sha256(data) for rel, data in sorted(files.items())},
+            "inputs": inputs_hashes,
+            "policy_sha256": inputs_hashes["policy"],
+            "repairs": list(inputs.repairs),
+            "seed": inputs.seed,
+            "sources": [s.to_json() for s in inputs.sources],
+            "steward_version": metadata.version("steward"),
+            "venue": policy.venue.name,
+        }
+    )
+    return files
+
+
+def bundle_dir(out: Path, inputs: EpochInputs) -> Path:
+    return out / inputs.policy.policy.venue.name / inputs.epoch
