@@ -22,6 +22,10 @@ MANIFEST = "manifest.json"
 class BundleError(StewardError):
     """A bundle that is missing, incomplete, or differs from its manifest or its rebuild."""
 
+    def __init__(self, cause: str, hint: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(cause, hint)
+        self.problems = problems
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -11,6 +11,8 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.grammar import TupleType
+from eth_abi.grammar import parse as parse_abi_type
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from risk.errors import StewardError
@@ -66,9 +68,18 @@ class CallMismatchError(StewardError):
 
 
 def _normalise(value: Any, abi_type: str) -> Any:
-    if abi_type == "address":
+    """The form eth-abi decodes to (tuples, checksummed addresses, bytes), so intent and decoding compare."""
+    return _normalise_node(value, parse_abi_type(abi_type))
+
+
+def _normalise_node(value: Any, node: Any) -> Any:
+    if node.is_array:
+        return tuple(_normalise_node(v, node.item_type) for v in value)
+    if isinstance(node, TupleType):
+        return tuple(_normalise_node(v, c) for v, c in zip(value, node.components, strict=True))
+    if node.base == "address":
         return to_checksum_address(value)
-    if abi_type.startswith("bytes") and isinstance(value, (bytes, bytearray)):
+    if node.base == "bytes" and isinstance(value, (bytes, bytearray)):
         return bytes(value)
     return value
 

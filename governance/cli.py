@@ -124,27 +124,12 @@ def epoch(
 @app.command()
 def verify(bundle: Annotated[Path, typer.Argument(help="A bundle folder, proposals/<venue>/<epoch>.")]) -> None:
     """Check every file against the manifest, rebuild from inputs/ and compare byte for byte."""
-    from governance.bundle import BundleError, check_against_manifest, diff_files, load_manifest, read_bundle
-    from governance.pipeline import build_files, inputs_from_bundle
+    from governance.verify import verify_bundle
 
     def body() -> None:
-        files = read_bundle(bundle)
-        manifest = load_manifest(files, bundle)
-        problems = check_against_manifest(files, manifest, bundle)
-        if problems:
-            raise BundleError(
-                f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                "do not sign: the bundle was modified after it was built; rebuild it with `steward epoch`",
-            )
-        with err.status("rebuilding from inputs/…"):
-            rebuilt = build_files(inputs_from_bundle(files, bundle), f"proposals/{manifest['venue']}/{manifest['epoch']}")
-        problems = diff_files(rebuilt, files, bundle)
-        if problems:
-            raise BundleError(
-                problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                "the bundle does not follow from its inputs with this version of steward; do not sign",
-            )
-        out.print(f"verified: {len(files)} files match the manifest and the rebuild from inputs/ ({bundle})")
+        with err.status("checking the manifest and rebuilding from inputs/…"):
+            n = verify_bundle(bundle)
+        out.print(f"verified: {n} files match the manifest and the rebuild from inputs/ ({bundle})")
 
     guarded(body)
 

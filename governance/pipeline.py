@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,14 @@ from governance.calls import Call, decode_call
 from governance.report import render_markdown, report_context
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
 from governance.venues import aave_v3
-from risk.data import DataOptions, MarketData, Repair, align, load_series
+from risk.data import DataOptions, MarketData, Repair, align, load_prices_file, load_series
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource
 from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
 from risk.recommend import recommend
 from risk.recommendation import Recommendation
-from risk.snapshot import VenueSnapshot, parse_aave_reserves_csv, parse_snapshot_json, restrict
+from risk.snapshot import VenueSnapshot, parse_aave_reserves_csv, parse_snapshot_json, restrict, with_prices
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "risk" / "demo"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
@@ -103,7 +104,7 @@ def _synthetic_market(policy: Policy, snapshot: VenueSnapshot, seed: int) -> Mar
 
 def _file_market(policy: Policy, data_dir: Path) -> tuple[MarketData, tuple[Source, ...], tuple[Repair, ...]]:
     options = _data_options(policy)
-    series, repairs, sources = [], [], {}
+    series, repairs, sources, tables = [], [], {}, {}
     for market in policy.markets:
         src = market.price_source
         assert isinstance(src, FilePriceSource)
@@ -113,7 +114,9 @@ def _file_market(policy: Policy, data_dir: Path) -> tuple[MarketData, tuple[Sour
                 f"market {market.symbol}: price file {src.file} not found under {data_dir}",
                 "pass --data DIR (default ../shared/data, or set STEWARD_DATA)",
             )
-        s, r = load_series(path, symbol=src.symbol, column=src.column, options=options, name=src.file)
+        if src.file not in tables:  # several markets often share one long file: parse it once
+            tables[src.file] = load_prices_file(path, name=src.file)
+        s, r = load_series(tables[src.file], symbol=src.symbol, column=src.column, options=options, name=src.file)
         series.append(_renamed(s, market.symbol))
         repairs.extend(r)
         sources[src.file] = Source(src.file, sha256(path.read_bytes()))
@@ -194,6 +197,8 @@ def gather_inputs(
     market = _window(policy, market)
     # Compute on exactly what is pinned: the canonical CSV round-trips floats exactly.
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)
+    last = {s: Decimal(repr(float(market.series(s)[-1]))) for s in market.symbols}
+    snapshot = with_prices(snapshot, last, f"taken from the market data at {_iso(int(market.times[-1]))}")
     return EpochInputs(
         policy=loaded,
         market=market,

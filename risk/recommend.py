@@ -65,6 +65,8 @@ def recommend(
     for j, symbol in enumerate(symbols):
         market = policy.market(symbol)
         state = snapshot.market(symbol)
+        if state.price_usd is None:
+            raise RiskInputError(f"{symbol}: the snapshot has no price", "the pipeline fills it from market data; pass a priced snapshot")
         sigma = vol.sigma_per_step[j]
         targets = targets_for_market(policy, market, sigma, float(state.price_usd))
         metrics = MarketMetrics(

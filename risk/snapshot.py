@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from risk.errors import DataError, StewardError
-from risk.units import Bps, Ratio, TokenAmount
+from risk.units import Bps, TokenAmount
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class MarketState:
     liquidation_bonus: Bps
     supply_cap: TokenAmount
     borrow_cap: TokenAmount
-    price_usd: Decimal
+    price_usd: Decimal | None
     liquidation_protocol_fee: Bps = Bps(0)
     reserve_factor: Bps = Bps(0)
 
@@ -43,7 +43,7 @@ class MarketState:
             "liquidation_protocol_fee": str(self.liquidation_protocol_fee),
             "liquidation_threshold": str(self.liquidation_threshold),
             "ltv": str(self.ltv),
-            "price_usd": f"{self.price_usd:f}",
+            "price_usd": None if self.price_usd is None else f"{self.price_usd:f}",
             "reserve_factor": str(self.reserve_factor),
             "supply_cap": self.supply_cap.to_whole_tokens(),
         }
@@ -105,7 +105,7 @@ def _parse_market(symbol: str, row: dict[str, Any], where: str) -> MarketState:
             liquidation_bonus=Bps.parse(_field(row, "liquidation_bonus", where), f"{where}.liquidation_bonus"),
             supply_cap=_cap(_field(row, "supply_cap", where), decimals, symbol, f"{where}.supply_cap"),
             borrow_cap=_cap(_field(row, "borrow_cap", where), decimals, symbol, f"{where}.borrow_cap"),
-            price_usd=Decimal(str(_field(row, "price_usd", where))),
+            price_usd=None if row.get("price_usd") is None else Decimal(str(row["price_usd"])),
             liquidation_protocol_fee=Bps.parse(row.get("liquidation_protocol_fee", "0bps"), f"{where}.liquidation_protocol_fee"),
             reserve_factor=Bps.parse(row.get("reserve_factor", "0bps"), f"{where}.reserve_factor"),
         )
@@ -143,7 +143,8 @@ def parse_aave_reserves_csv(data: bytes, name: str, chain_id: int, venue: str) -
         where = f"{name}:{line}"
         try:
             lb_raw = int(row["liquidationBonus"])
-            oracle_decimals = _AAVE_CSV_PRICE_SCALE.get(row.get("oracleDecimals", "8"), 8)
+            oracle_decimals = _AAVE_CSV_PRICE_SCALE.get(row.get("oracleDecimals") or "8", 8)
+            answer = row.get("oracleLatestAnswer")
             doc = {
                 "asset": row["underlying"],
                 "decimals": int(row["decimals"]),
@@ -154,7 +155,7 @@ def parse_aave_reserves_csv(data: bytes, name: str, chain_id: int, venue: str) -
                 "reserve_factor": {"bps": int(row.get("reserveFactor") or 0)},
                 "supply_cap": int(row["supplyCap"]),
                 "borrow_cap": int(row["borrowCap"]),
-                "price_usd": str(Decimal(row["oracleLatestAnswer"]) / (Decimal(10) ** oracle_decimals)),
+                "price_usd": str(Decimal(answer) / (Decimal(10) ** oracle_decimals)) if answer else None,
             }
         except (KeyError, ValueError, InvalidOperation) as exc:
             raise DataError(f"{where}: cannot read the reserve row ({exc})", "is this an Aave v3 reserves dump?") from None
@@ -176,5 +177,11 @@ def restrict(snapshot: VenueSnapshot, symbols: list[str], venue: str) -> VenueSn
     )
 
 
-def ratio_of(bps: Bps) -> Ratio:
-    return bps.to_ratio()
+def with_prices(snapshot: VenueSnapshot, prices: dict[str, Decimal], note: str) -> VenueSnapshot:
+    """Fill prices the snapshot lacks (a configuration dump has no oracle answers) and say so in `source`."""
+    missing = [s for s, m in snapshot.markets.items() if m.price_usd is None]
+    if not missing:
+        return snapshot
+    markets = {s: replace(m, price_usd=prices[s]) if m.price_usd is None else m for s, m in snapshot.markets.items()}
+    source = f"{snapshot.source}; price_usd of {', '.join(missing)} {note}"
+    return replace(snapshot, markets=markets, source=source)
