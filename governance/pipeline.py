@@ -24,7 +24,8 @@ from governance.calls import Call, decode_call
 from governance.report import render_markdown, report_context
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
 from governance.venues import aave_v3
-from risk.data import DataOptions, MarketData, Repair, align, load_prices_file, load_series
+from risk.data import DataOptions, Repair, load_prices_file, load_series
+from risk.market import MarketData, align
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource
