@@ -98,7 +98,7 @@ def _run_epoch(policy: Path | None, data: Path | None, snapshot: Path | None, se
         inputs = gather_inputs(policy, data_dir=data, snapshot_path=snapshot, seed=seed, epoch=epoch)
     target = bundle_dir(out_dir, inputs)
     with err.status(f"computing {len(inputs.market.symbols)} market(s) and packaging…"):
-        files = build_files(inputs, f"proposals/{inputs.policy.policy.venue.name}/{inputs.epoch}")
+        files = build_files(inputs)
         write_bundle(files, target)
     return target
 
@@ -155,3 +155,20 @@ def run() -> Any:  # pragma: no cover - console entry for `python -m governance.
 
 if __name__ == "__main__":  # pragma: no cover
     run()
+
+
+def _register_extensions() -> None:
+    """Command groups that live in their own modules (chain commands: devnet, simulate, sign, execute...)."""
+    import importlib
+
+    for name in ("governance.cli_chain",):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app, guarded=guarded, out=out, err=err)
+
+
+_register_extensions()

@@ -258,9 +258,10 @@ def _prove_calls(calls: list[Call], recommendation: Recommendation) -> None:
             )
 
 
-def build_files(inputs: EpochInputs, bundle_path: str) -> dict[str, bytes]:
+def build_files(inputs: EpochInputs) -> dict[str, bytes]:
     """Every file of the bundle, in memory. Pure: same inputs, same bytes."""
     policy = inputs.policy.policy
+    bundle_path = f"proposals/{policy.venue.name}/{inputs.epoch}"  # as the report and the batch name it
     if policy.venue.protocol is not Protocol.AAVE_V3:
         raise StewardError(
             f"protocol {policy.venue.protocol} cannot be packaged yet",

@@ -20,8 +20,7 @@ def verify_bundle(bundle: Path) -> int:
     manifest = load_manifest(files, bundle)
     problems = check_against_manifest(files, manifest, bundle)
     try:
-        venue, epoch = str(manifest["venue"]), str(manifest["epoch"])
-        rebuilt = build_files(inputs_from_bundle(files, bundle), f"proposals/{venue}/{epoch}")
+        rebuilt = build_files(inputs_from_bundle(files, bundle))
     except (StewardError, KeyError, ValueError) as exc:
         problems.append(f"{bundle}: cannot rebuild from inputs/ ({getattr(exc, 'cause', exc)})")
     else:

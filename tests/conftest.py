@@ -23,3 +23,17 @@ def shared_data() -> Path:
             pytest.fail(f"../shared/data missing in CI (looked at {path})")
         pytest.skip(f"shared data not found at {path}; set STEWARD_DATA")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite golden files (the example bundle in proposals/) instead of comparing; review the diff.",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -62,7 +62,7 @@ def test_caps_above_36_bits_are_refused() -> None:
 
 def test_every_call_of_the_demo_decodes_to_the_recommendation() -> None:
     inputs = gather_inputs(None)
-    files = build_files(inputs, "proposals/x/y")
+    files = build_files(inputs)
     rec = json.loads(files["recommendation.json"])
     calls = json.loads(files["calls.json"])
     by_name = {f.name: f for f in aave_v3.FUNCTIONS}

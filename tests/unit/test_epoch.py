@@ -116,7 +116,7 @@ def test_verify_reports_extra_and_missing_files(demo_bundle: Path, tmp_path: Pat
 
 def test_interrupted_write_leaves_no_half_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = gather_inputs(None)
-    files = build_files(inputs, "proposals/x/y")
+    files = build_files(inputs)
     target = tmp_path / "venue" / "epoch"
     calls = {"n": 0}
     real_fsync = bundle_mod.os.fsync
