@@ -18,9 +18,11 @@ $(PY_STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-# Dev tools from npm (anvil, solc, contract artifacts), pinned by package-lock.json.
+# Dev tools from npm (anvil, solc, contract artifacts): exact versions in package.json, tree in
+# package-lock.json. `npm ci` is not used: with this registry set-up (omit-lockfile-registry-resolved)
+# the lock has no entries for other platforms' optional anvil binaries, which `npm ci` rejects.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: install
