@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +18,10 @@ from typing import Any
 from risk.errors import StewardError
 
 MANIFEST = "manifest.json"
+# Added after the build by the chain steps; outside the manifest, each verified on its own.
+SIMULATION = "simulation.json"
+SIGNATURES_DIR = "signatures"
+ATTACHMENT = re.compile(r"^(simulation\.json|signatures/0x[0-9a-fA-F]{40}\.json)$")
 
 
 class BundleError(StewardError):

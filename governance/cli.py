@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from risk.errors import PolicyError, StewardError
 
@@ -35,11 +36,12 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of
 
 
 def _fail(exc: StewardError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc.cause}", markup=True)
+    # Causes and hints are plain text: "[remove_spikes]" must print as written, not as rich markup.
+    err.print(Text.assemble(("error:", "bold red"), " ", exc.cause))
     for line in getattr(exc, "problems", ()):
         err.print(f"  {line}", markup=False)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+        err.print(Text.assemble(("hint:", "yellow"), " ", exc.hint))
     return typer.Exit(exc.exit_code)
 
 
@@ -90,12 +92,28 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Policy.model_json_schema(mode="validation"), indent=2, sort_keys=True) + "\n")
 
 
-def _run_epoch(policy: Path | None, data: Path | None, snapshot: Path | None, seed: int | None, out_dir: Path, epoch: str | None) -> Path:
+def _run_epoch(
+    policy: Path | None, data: Path | None, snapshot: Path | None, seed: int | None, out_dir: Path, epoch: str | None,
+    rpc: str | None = None, block: int | None = None,
+) -> Path:
     from governance.bundle import write_bundle
-    from governance.pipeline import bundle_dir, build_files, gather_inputs
+    from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
 
+    chain_snapshot = None
+    if rpc is not None:
+        if snapshot is not None:
+            raise StewardError("--rpc and --snapshot both given", "read current parameters from one place")
+        from governance.venues.aave_v3_read import snapshot_from_rpc
+        from risk.policy_load import load_policy
+
+        with err.status(f"reading current parameters from the chain{'' if block is None else f' at block {block}'}…"):
+            chain_snapshot = snapshot_from_rpc(load_policy(policy or DEMO_POLICY).policy, rpc, block=block)
+    elif block is not None:
+        raise StewardError("--block needs --rpc", "give the RPC to read the block from")
     with err.status("reading policy, prices and snapshot…"):
-        inputs = gather_inputs(policy, data_dir=data, snapshot_path=snapshot, seed=seed, epoch=epoch)
+        inputs = gather_inputs(
+            policy, data_dir=data, snapshot_path=snapshot, seed=seed, epoch=epoch, snapshot=chain_snapshot
+        )
     target = bundle_dir(out_dir, inputs)
     with err.status(f"computing {len(inputs.market.symbols)} market(s) and packaging…"):
         files = build_files(inputs)
@@ -108,6 +126,8 @@ def epoch(
     policy: Annotated[Path | None, typer.Argument(help="Policy file; default: the embedded demo venue.")] = None,
     data: Annotated[Path | None, typer.Option(help="Market data folder (default ../shared/data or $STEWARD_DATA).")] = None,
     snapshot: Annotated[Path | None, typer.Option(help="Current parameters: Steward JSON or Aave reserves CSV.")] = None,
+    rpc: Annotated[str | None, typer.Option(help="Read current parameters from this node instead (pinned into inputs/).")] = None,
+    block: Annotated[int | None, typer.Option(help="With --rpc: the block to read at (default: the latest).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the policy's seed.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where bundles go.")] = Path("proposals"),
     epoch_name: Annotated[str | None, typer.Option("--epoch", help="Bundle folder name; default the data's end date.")] = None,
@@ -115,7 +135,7 @@ def epoch(
     """Run one epoch and write its bundle to OUT/<venue>/<epoch>/."""
 
     def body() -> None:
-        target = _run_epoch(policy, data, snapshot, seed, out_dir, epoch_name)
+        target = _run_epoch(policy, data, snapshot, seed, out_dir, epoch_name, rpc, block)
         out.print(f"bundle: {target}")
 
     guarded(body)
@@ -128,23 +148,30 @@ def verify(bundle: Annotated[Path, typer.Argument(help="A bundle folder, proposa
 
     def body() -> None:
         with err.status("checking the manifest and rebuilding from inputs/…"):
-            n = verify_bundle(bundle)
-        out.print(f"verified: {n} files match the manifest and the rebuild from inputs/ ({bundle})")
+            core, attachments = verify_bundle(bundle)
+        extra = f"; {attachments} attachment(s) (signatures, simulation) check out" if attachments else ""
+        out.print(f"verified: {core} files match the manifest and the rebuild from inputs/{extra} ({bundle})")
 
     guarded(body)
 
 
 @app.command()
-def demo(out_dir: Annotated[Path, typer.Option("--out", help="Where bundles go.")] = Path("proposals")) -> None:
-    """The main job on the embedded demo venue: epoch, then verify the bundle."""
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where bundles go.")] = Path("proposals"),
+    offline: Annotated[bool, typer.Option(help="Skip the local chain: epoch and verify on the embedded demo only.")] = False,
+) -> None:
+    """The whole job: devnet up → epoch from the chain → verify → simulate → sign ×2 → execute → reconcile → down.
+
+    Falls back to the offline demo (epoch + verify on the embedded venue) when anvil cannot start.
+    """
+    from governance.demo_chain import offline_demo, run_demo_chain
+
+    def say(line: str) -> None:
+        out.print(line, markup=False)
 
     def body() -> None:
-        out.print("[bold]1/2[/] epoch on the embedded demo venue (synthetic prices, committed snapshot)")
-        target = _run_epoch(None, None, None, None, out_dir, None)
-        out.print(f"     bundle: {target}")
-        out.print("[bold]2/2[/] verify: rebuild from inputs/ and compare")
-        verify(target)
-        out.print(f"done. Read {target / 'report.md'}; import {target / 'safe-tx-builder.json'} in Safe{{Wallet}}.")
+        target = offline_demo(out_dir, say) if offline else run_demo_chain(out_dir, say=say)
+        out.print(f"bundle: {target}")
 
     guarded(body)
 
@@ -161,7 +188,7 @@ def _register_extensions() -> None:
     """Command groups that live in their own modules (chain commands: devnet, simulate, sign, execute...)."""
     import importlib
 
-    for name in ("governance.cli_chain",):
+    for name in ("governance.cli_chain", "governance.cli_breakers"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -25,7 +25,9 @@ from safe_eth.eth.contracts import (
 from safe_eth.eth.exceptions import ContractAlreadyDeployed
 from safe_eth.eth.utils import get_empty_tx_params
 from safe_eth.safe import Safe
-from safe_eth.safe.compatibility_fallback_handler import CompatibilityFallbackHandlerV141
+from safe_eth.safe.compatibility_fallback_handler import (
+    CompatibilityFallbackHandlerV141,
+)
 from safe_eth.safe.proxy_factory import ProxyFactoryV141
 from safe_eth.safe.safe import SafeV141
 from safe_eth.safe.safe_deployments import default_safe_deployments

@@ -22,17 +22,29 @@ from governance import jsonio
 from governance.bundle import MANIFEST, BundleError, sha256
 from governance.calls import Call, decode_call
 from governance.report import render_markdown, report_context
-from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
+from governance.report_html import chart_inputs, render_html
+from governance.safe import (
+    build_tx_builder_batch,
+    decode_tx_builder_batch,
+    safe_tx_for_calls,
+    safe_tx_json,
+)
 from governance.venues import aave_v3
 from risk.data import DataOptions, Repair, load_prices_file, load_series
-from risk.market import MarketData, align
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
+from risk.market import MarketData, align
 from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource
 from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
 from risk.recommend import recommend
 from risk.recommendation import Recommendation
-from risk.snapshot import VenueSnapshot, parse_aave_reserves_csv, parse_snapshot_json, restrict, with_prices
+from risk.snapshot import (
+    VenueSnapshot,
+    parse_aave_reserves_csv,
+    parse_snapshot_json,
+    restrict,
+    with_prices,
+)
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "risk" / "demo"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
@@ -156,19 +168,22 @@ def _load_snapshot(policy: Policy, data_dir: Path, snapshot_path: Path | None, d
         if not demo:
             raise StewardError(
                 f"no snapshot of {policy.venue.name}'s current parameters",
-                "pass --snapshot FILE (JSON or Aave reserves CSV) or set snapshot.file in the policy",
+                "pass --rpc URL, --snapshot FILE (JSON or Aave reserves CSV), or set snapshot.file in the policy",
             )
         snapshot_path = DEMO_SNAPSHOT
     if not snapshot_path.is_file():
         raise DataError(f"snapshot file {snapshot_path} not found", "check the path given with --snapshot or snapshot.file")
     data = snapshot_path.read_bytes()
     if snapshot_path.suffix.lower() == ".csv":
-        snap = parse_aave_reserves_csv(data, snapshot_path.name, policy.venue.chain_id, policy.venue.name)
-    else:
-        snap = parse_snapshot_json(data, snapshot_path.name)
+        return parse_aave_reserves_csv(data, snapshot_path.name, policy.venue.chain_id, policy.venue.name)
+    return parse_snapshot_json(data, snapshot_path.name)
+
+
+def _for_policy(snap: VenueSnapshot, policy: Policy) -> VenueSnapshot:
+    """The policy's markets only, and only from the policy's chain."""
     if snap.chain_id and snap.chain_id != policy.venue.chain_id:
         raise StewardError(
-            f"snapshot {snapshot_path.name} is of chain {snap.chain_id}, the policy's venue is on chain {policy.venue.chain_id}",
+            f"the snapshot ({snap.source}) is of chain {snap.chain_id}, the policy's venue is on chain {policy.venue.chain_id}",
             "use the snapshot of the policy's venue",
         )
     return restrict(snap, [m.symbol for m in policy.markets], policy.venue.name)
@@ -181,8 +196,12 @@ def gather_inputs(
     snapshot_path: Path | None = None,
     seed: int | None = None,
     epoch: str | None = None,
+    snapshot: VenueSnapshot | None = None,
 ) -> EpochInputs:
-    """Read everything an epoch needs and pin it: the canonical prices are what the epoch computes on."""
+    """Read everything an epoch needs and pin it: the canonical prices are what the epoch computes on.
+
+    `snapshot` (read from a chain at a pinned block) takes precedence over `snapshot_path`.
+    """
     loaded = load_policy(policy_path if policy_path is not None else DEMO_POLICY, None)
     policy = loaded.policy
     kinds = {type(m.price_source) for m in policy.markets}
@@ -190,7 +209,9 @@ def gather_inputs(
         raise StewardError("the policy mixes synthetic and file price sources", "use one kind of price_source for all markets")
     demo = kinds == {SyntheticPriceSource}
     seed = policy.scenarios.seed if seed is None else seed
-    snapshot = _load_snapshot(policy, data_dir or default_data_dir(), snapshot_path, demo)
+    if snapshot is None:
+        snapshot = _load_snapshot(policy, data_dir or default_data_dir(), snapshot_path, demo)
+    snapshot = _for_policy(snapshot, policy)
     if demo:
         market, sources, repairs = _synthetic_market(policy, snapshot, seed), (), ()
     else:
@@ -321,8 +342,10 @@ def build_files(inputs: EpochInputs) -> dict[str, bytes]:
         data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
         repairs=list(inputs.repairs),
+        charts=chart_inputs(rec, market, policy.change_limits),
     )
     files["report.md"] = render_markdown(context)
+    files["report.html"] = render_html(context)
     files[MANIFEST] = jsonio.dumps(
         {
             "block": inputs.snapshot.block,

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from risk.policy import LendingParameter
 from risk.recommendation import ParameterChange, Recommendation, value_text
 from risk.units import Bps, TokenAmount
+
+if TYPE_CHECKING:
+    from governance.report_html import MarketCharts
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LABELS = {
@@ -72,6 +75,7 @@ def report_context(
     data_range: str,
     sources: list[dict[str, str]],
     repairs: list[dict[str, Any]],
+    charts: tuple[MarketCharts, ...] | None = None,
 ) -> dict[str, Any]:
     markets = []
     for m in recommendation.markets:
@@ -111,6 +115,7 @@ def report_context(
         "data_range": data_range,
         "sources": sources,
         "repairs": repairs,
+        "charts": charts,
     }
 
 

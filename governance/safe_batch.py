@@ -18,7 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector, is_address, is_checksum_address, keccak, to_checksum_address
+from eth_utils import (
+    function_signature_to_4byte_selector,
+    is_address,
+    is_checksum_address,
+    keccak,
+    to_checksum_address,
+)
 
 from governance.calls import Call
 from risk.errors import StewardError

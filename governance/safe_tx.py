@@ -14,7 +14,12 @@ from typing import Any, NamedTuple, Protocol
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector, is_address, keccak, to_checksum_address
+from eth_utils import (
+    function_signature_to_4byte_selector,
+    is_address,
+    keccak,
+    to_checksum_address,
+)
 
 from risk.errors import StewardError
 

@@ -8,17 +8,20 @@ schema so editors can validate policies as they are typed.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, PlainSerializer, PlainValidator, WithJsonSchema
 
 from risk.errors import UnitError
 from risk.units import Duration, Ratio, Usd
 
+_U = TypeVar("_U", Ratio, Usd, Duration)
+
 _RATIO_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*[+-]?[\d_.]+([eE][+-]?\d+)?\s*(%|bps)\s*$", "examples": ["82.5%", "8250bps"]},
+        {"type": "string", "pattern": r"^\s*[+-]?[\d_.]+([eE][+-]?\d+)?\s*(%|[bB][pP][sS])\s*$", "examples": ["82.5%", "8250bps"]},
         {"type": "object", "properties": {"bps": {"type": ["integer", "string"]}}, "required": ["bps"], "additionalProperties": False},
         {"type": "object", "properties": {"percent": {"type": ["integer", "string"]}}, "required": ["percent"], "additionalProperties": False},
         {"type": "object", "properties": {"ratio": {"type": ["integer", "string"]}}, "required": ["ratio"], "additionalProperties": False},
@@ -40,10 +43,15 @@ def _duration(raw: Any) -> Duration:
 
 
 def _address(raw: Any) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise UnitError(
+            f"address must be a quoted string, got the number {raw:#x}",
+            'quote it in YAML: "0xC02a..." (unquoted 0x... loads as a number and loses its leading zeros)',
+        )
     if not isinstance(raw, str):
         raise UnitError(
             f"address must be a quoted string, got {type(raw).__name__} {raw!r}",
-            'quote it in YAML: "0xC02a..." (unquoted 0x... loads as a number)',
+            'write it quoted: "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"',
         )
     if not is_address(raw):
         raise UnitError(f"{raw!r} is not a 20-byte hex address", "addresses are 0x followed by 40 hex digits")
@@ -81,7 +89,8 @@ RatioField = Annotated[
 UsdField = Annotated[
     Usd,
     PlainValidator(_usd),
-    PlainSerializer(lambda v: f"{v.value.normalize():f} USD", return_type=str),
+    # format 'f' is exact; normalize() would round to 28 digits.
+    PlainSerializer(lambda v: f"{v.value:f} USD", return_type=str),
     WithJsonSchema(
         {
             "anyOf": [
@@ -100,7 +109,13 @@ DurationField = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^\s*\d+\s*(s|m|h|d|w)\s*$", "examples": ["72h", "3d"]},
-                {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}, "maxProperties": 1, "minProperties": 1},
+                {
+                    "type": "object",
+                    "propertyNames": {"enum": ["seconds", "minutes", "hours", "days", "weeks"]},
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                    "maxProperties": 1,
+                    "minProperties": 1,
+                },
             ],
             "description": "A duration: '72h', '3d' or {hours: 72}.",
         }
@@ -117,3 +132,35 @@ TimestampField = Annotated[
     PlainSerializer(lambda v: v.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2022-11-15T00:00:00Z"]}),
 ]
+
+
+def _in_range(lo: _U | None, hi: _U | None, lo_open: bool, hi_open: bool) -> Callable[[_U], _U]:
+    def check(value: _U) -> _U:
+        below = lo is not None and (value <= lo if lo_open else value < lo)
+        above = hi is not None and (value >= hi if hi_open else value > hi)
+        if below or above:
+            left = "" if lo is None else f"{'above' if lo_open else 'at least'} {lo}"
+            right = "" if hi is None else f"{'below' if hi_open else 'at most'} {hi}"
+            raise ValueError(f"{value} is out of range: must be {' and '.join(x for x in (left, right) if x)}")
+        return value
+
+    return check
+
+
+def ratio_in(lo: str | None, hi: str | None, *, lo_open: bool = False, hi_open: bool = False) -> AfterValidator:
+    """Constrain a `RatioField`: ``Annotated[RatioField, ratio_in("0%", "100%")]`` (bounds inclusive unless open)."""
+    return AfterValidator(
+        _in_range(None if lo is None else Ratio.parse(lo), None if hi is None else Ratio.parse(hi), lo_open, hi_open)
+    )
+
+
+def usd_in(lo: str | None, hi: str | None = None, *, lo_open: bool = False) -> AfterValidator:
+    """Constrain a `UsdField`, e.g. ``usd_in("$0", lo_open=True)`` for a positive amount."""
+    return AfterValidator(_in_range(None if lo is None else Usd.parse(lo), None if hi is None else Usd.parse(hi), lo_open, False))
+
+
+def duration_in(lo: str | None, hi: str | None = None, *, lo_open: bool = False) -> AfterValidator:
+    """Constrain a `DurationField`, e.g. ``duration_in("0s", lo_open=True)`` for a positive duration."""
+    return AfterValidator(
+        _in_range(None if lo is None else Duration.parse(lo), None if hi is None else Duration.parse(hi), lo_open, False)
+    )

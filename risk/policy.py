@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from risk.fields import AddressField, DurationField, RatioField, TimestampField, UsdField
+from risk.fields import (
+    AddressField,
+    DurationField,
+    RatioField,
+    TimestampField,
+    UsdField,
+    duration_in,
+    ratio_in,
+    usd_in,
+)
 from risk.units import Duration, Ratio
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+
+# Ranges a person can get wrong by a sign or a factor of 100; caught here, they get a line number.
+Share = Annotated[RatioField, ratio_in("0%", "100%")]  # a fraction of something: LTV, a probability
+NonNegativeRatio = Annotated[RatioField, ratio_in("0%", None)]
+PositiveRatio = Annotated[RatioField, ratio_in("0%", None, lo_open=True)]
+PositiveDuration = Annotated[DurationField, duration_in("0s", lo_open=True)]
 
 
 class Model(BaseModel):
@@ -52,6 +76,7 @@ class Addresses(Model):
     pool_configurator: AddressField | None = None
     pool: AddressField | None = None
     data_provider: AddressField | None = None
+    oracle: AddressField | None = None
     safe: AddressField | None = None
     safe_owner: AddressField | None = Field(default=None, description="Owner shown as the batch's creator in Safe{Wallet}.")
 
@@ -78,17 +103,42 @@ class SyntheticPriceSource(Model):
     synthetic: Literal["demo"]
 
 
+def _price_source_kind(raw: Any) -> str | None:
+    # Chosen by key, so a mistake in one kind is not also reported as a mismatch with the other.
+    if isinstance(raw, dict):
+        return "[synthetic]" if "synthetic" in raw else "[file]"
+    if isinstance(raw, SyntheticPriceSource):
+        return "[synthetic]"
+    if isinstance(raw, FilePriceSource):
+        return "[file]"
+    return None
+
+
+# Tags are bracketed: error paths skip bracketed labels (see risk.policy_load), so a problem reads
+# `markets[0].price_source.file`, not `...price_source.FilePriceSource.file`.
+PriceSource = Annotated[
+    Annotated[FilePriceSource, Tag("[file]")] | Annotated[SyntheticPriceSource, Tag("[synthetic]")],
+    Discriminator(
+        _price_source_kind,
+        custom_error_type="price_source",
+        custom_error_message="a price source is {file: ..., symbol: ...} or {synthetic: demo}",
+    ),
+]
+
+
 class Liquidity(Model):
     """Depth of the market liquidators sell into: `depth` USD moves the price by `impact`."""
 
-    depth: UsdField
-    impact: RatioField
-    liquidation_size: UsdField = Field(description="Collateral a liquidator must sell in one go under stress.")
+    depth: Annotated[UsdField, usd_in("$0", lo_open=True)]
+    impact: Annotated[RatioField, ratio_in("0%", "100%", lo_open=True)]
+    liquidation_size: Annotated[UsdField, usd_in("$0")] = Field(
+        description="Collateral a liquidator must sell in one go under stress."
+    )
 
 
 class Bound(Model):
-    min: RatioField
-    max: RatioField
+    min: Share
+    max: Share
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -107,9 +157,9 @@ class Market(Model):
     symbol: str = Field(pattern=SYMBOL_PATTERN)
     asset: AddressField
     decimals: int = Field(ge=0, le=36)
-    price_source: FilePriceSource | SyntheticPriceSource
+    price_source: PriceSource
     liquidity: Liquidity | None = Field(default=None, description="Needed to recommend caps and the bonus.")
-    borrow_share_of_supply: RatioField = Field(
+    borrow_share_of_supply: Share = Field(
         default=Ratio.parse("80%"), description="Borrow cap as a share of the supply cap (uOptimal, LlamaRisk rule)."
     )
     bounds: LendingBounds | None = Field(default=None, description="Overrides the venue-wide bounds for this market.")
@@ -124,24 +174,28 @@ class RiskAppetite(Model):
     """What the DAO accepts. Limits on bad debt are shares of borrows over the scenario horizon."""
 
     coverage: RatioField = Field(description="Share of adverse moves the parameters must absorb, e.g. '99%'.")
-    var95_max: RatioField = Field(description="95th percentile of bad debt, as a share of borrows.")
-    evar99_max: RatioField = Field(description="99th percentile of bad debt, as a share of borrows.")
-    insolvency_probability_max: RatioField
-    min_incentive_over_slippage: RatioField = Field(description="Bonus a liquidator keeps after slippage.")
+    var95_max: Share = Field(description="95th percentile of bad debt, as a share of borrows.")
+    evar99_max: Share = Field(description="99th percentile of bad debt, as a share of borrows.")
+    insolvency_probability_max: Share
+    min_incentive_over_slippage: Annotated[RatioField, ratio_in("0%", "100%", hi_open=True)] = Field(
+        description="Bonus a liquidator keeps after slippage."
+    )
     objective: Objective = Objective.MAX_BORROWING_POWER
 
-    @model_validator(mode="after")
-    def _coverage_in_range(self) -> Self:
-        if not Ratio.parse("50%") <= self.coverage < Ratio.parse("100%"):
-            raise ValueError(f"coverage {self.coverage} must be at least 50% and below 100%")
-        return self
+    @field_validator("coverage")
+    @classmethod
+    def _coverage_in_range(cls, coverage: Ratio) -> Ratio:
+        if not Ratio.parse("50%") <= coverage < Ratio.parse("100%"):
+            raise ValueError(f"coverage {coverage} must be at least 50% and below 100%")
+        return coverage
 
 
 class ChangeLimit(Model):
     """How far one update may move a parameter: `max_absolute` (percentage points) or `max_relative`."""
 
-    max_absolute: RatioField | None = None
-    max_relative: RatioField | None = None
+    # 0 is allowed: it pins the parameter (the limits never move it).
+    max_absolute: Share | None = None
+    max_relative: NonNegativeRatio | None = None
     min_delay: DurationField = Duration.parse("3d")
 
     @model_validator(mode="after")
@@ -178,7 +232,7 @@ class VolatilityModel(StrEnum):
 
 class Volatility(Model):
     model: VolatilityModel = VolatilityModel.EWMA
-    half_life: DurationField = Field(default=Duration.parse("72h"), description="EWMA weight halves over this time.")
+    half_life: PositiveDuration = Field(default=Duration.parse("72h"), description="EWMA weight halves over this time.")
 
 
 class CrashWindow(Model):
@@ -186,15 +240,18 @@ class CrashWindow(Model):
     start: TimestampField
     end: TimestampField
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.start >= self.end:
-            raise ValueError(f"window {self.name!r} starts at or after its end")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _ordered(cls, end: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        # A field validator (not a model one) so the problem points at the `end:` line.
+        start = info.data.get("start")
+        if start is not None and start >= end:
+            raise ValueError(f"window {info.data.get('name')!r} starts at or after its end")
+        return end
 
 
 class Scenarios(Model):
-    step: DurationField = Duration.parse("1h")
+    step: PositiveDuration = Duration.parse("1h")
     lookback: DurationField = Field(default=Duration.parse("90d"), description="History used for volatility.")
     as_of: TimestampField | None = Field(default=None, description="End of the history; default the last common time.")
     horizon: DurationField = Field(default=Duration.parse("24h"), description="Time a liquidation may take under stress.")
@@ -206,13 +263,13 @@ class Scenarios(Model):
     volatility: Volatility = Volatility()
     crash_windows: tuple[CrashWindow, ...] = ()
 
-    @model_validator(mode="after")
-    def _step_fits(self) -> Self:
-        if self.step.seconds <= 0:
-            raise ValueError("step must be positive")
-        if self.lookback.seconds < 10 * self.step.seconds:
-            raise ValueError(f"lookback {self.lookback} is under 10 steps of {self.step}")
-        return self
+    @field_validator("lookback")
+    @classmethod
+    def _step_fits(cls, lookback: Duration, info: ValidationInfo) -> Duration:
+        step = info.data.get("step")  # absent when the step itself was refused
+        if step is not None and lookback.seconds < 10 * step.seconds:
+            raise ValueError(f"lookback {lookback} is under 10 steps of {step}")
+        return lookback
 
 
 class RepairKind(StrEnum):
@@ -224,8 +281,8 @@ class RepairKind(StrEnum):
 
 
 class DataPolicy(Model):
-    max_gap: DurationField = Duration.parse("6h")
-    spike_threshold: RatioField = Field(default=Ratio.parse("25%"), description="Log move that makes a reverting bar a spike.")
+    max_gap: PositiveDuration = Duration.parse("6h")
+    spike_threshold: PositiveRatio = Field(default=Ratio.parse("25%"), description="Log move that makes a reverting bar a spike.")
     repairs: tuple[RepairKind, ...] = Field(default=(), description="Repairs allowed; each one applied is recorded in the manifest.")
 
 
@@ -236,7 +293,7 @@ class SnapshotSource(Model):
 class Policy(Model):
     """One venue's policy file."""
 
-    version: Literal[1]
+    version: Literal[1] = Field(description="Format version; only 1 exists.")
     venue: Venue
     markets: tuple[Market, ...] = Field(min_length=1)
     risk_appetite: RiskAppetite
@@ -246,14 +303,24 @@ class Policy(Model):
     data: DataPolicy = DataPolicy()
     snapshot: SnapshotSource | None = None
 
-    @model_validator(mode="after")
-    def _unique_markets(self) -> Self:
-        seen: set[str] = set()
-        for market in self.markets:
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_the_integer_one(cls, raw: Any) -> Any:
+        # Literal[1] alone accepts true and 1.0 (both == 1 in Python); a version is an integer.
+        if type(raw) is not int:
+            raise ValueError(f"version must be the integer 1, got {type(raw).__name__} {raw!r}")
+        return raw
+
+    @field_validator("markets")
+    @classmethod
+    def _unique_markets(cls, markets: tuple[Market, ...]) -> tuple[Market, ...]:
+        # A field validator, so the problem is reported at `markets:` even when other sections fail.
+        seen: dict[str, int] = {}
+        for i, market in enumerate(markets):
             if market.symbol in seen:
-                raise ValueError(f"market {market.symbol!r} appears twice")
-            seen.add(market.symbol)
-        return self
+                raise ValueError(f"market {market.symbol!r} appears twice (markets[{seen[market.symbol]}] and markets[{i}])")
+            seen[market.symbol] = i
+        return markets
 
     def market(self, symbol: str) -> Market:
         for market in self.markets:

@@ -19,55 +19,144 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from typing import Any, Literal
 
 from risk.errors import UnitError
 
-BPS_PER_ONE = 10_000
-WAD = 10**18
-RAY = 10**27
+_BPS_PLACES, _WAD_PLACES, _RAY_PLACES = 4, 18, 27
+BPS_PER_ONE = 10**_BPS_PLACES
+WAD = 10**_WAD_PLACES
+RAY = 10**_RAY_PLACES
 UINT256_MAX = 2**256 - 1
 
 Rounding = Literal["down", "up", "nearest"]
 _DECIMAL_ROUNDING = {"down": ROUND_FLOOR, "up": ROUND_CEILING, "nearest": ROUND_HALF_EVEN}
+
+# What a person may write: enough for any uint256 at 36 decimals, small enough that no conversion of
+# a policy value can build a million-digit integer (int(Decimal("1e900000")) takes most of a minute).
+MAX_DIGITS = 100
+MAX_EXPONENT = 100
+# Decimal's default context rounds every product and quotient to 28 digits, which would make an
+# "exact" conversion silently inexact (a 1e12-token amount plus one wei, a Ray above 10**28). All
+# arithmetic here runs in this context instead: wide enough for any value above times 10**27, and an
+# inexact or overflowing result raises instead of rounding.
+_EXACT = Context(
+    prec=4 * MAX_DIGITS,
+    rounding=ROUND_HALF_EVEN,
+    Emin=-999_999,
+    Emax=999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+)
+# Same width, rounding allowed: for the one place that quantises on purpose (Ratio.from_float).
+_ROUNDING = Context(prec=4 * MAX_DIGITS, Emin=-999_999, Emax=999_999, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 _NUMBER = r"[+-]?(?:\d[\d_]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?"
 _PERCENT_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
 _BPS_RE = re.compile(rf"^\s*({_NUMBER})\s*bps\s*$", re.IGNORECASE)
 _USD_RE = re.compile(rf"^\s*(\$)?\s*({_NUMBER})\s*([kKmMbB])?\s*(USD)?\s*$")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_SUFFIX = {"k": 10**3, "m": 10**6, "b": 10**9}
+_SUFFIX_PLACES = {"k": 3, "m": 6, "b": 9}
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Longer than any policy means (about 31,700 years), short enough for datetime arithmetic downstream.
+MAX_DURATION_SECONDS = 10**12
 
 
-def _decimal(text: Any, what: str) -> Decimal:
+def _decimal(text: Any, what: str, example: str = "'82.5%' or {bps: 8250}") -> Decimal:
     """Parse a number exactly; floats are refused (their binary value is not what was written)."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, bool):
+        raise UnitError(
+            f"{what}: {text!r} is a boolean, not a number",
+            f"YAML reads true/false as booleans; write the number, e.g. {example}",
+        )
+    if isinstance(text, float):
         raise UnitError(
             f"{what}: {text!r} is a bare float, which is not exact",
-            "write the number as a string or an integer, e.g. '82.5%' or {bps: 8250}",
+            f"write the number as a string or an integer, e.g. {example}",
         )
     if isinstance(text, int):
-        return Decimal(text)
-    if isinstance(text, Decimal):
-        return text
-    if isinstance(text, str):
+        value = Decimal(text)
+    elif isinstance(text, Decimal):
+        value = text
+    elif isinstance(text, str):
         try:
             value = Decimal(text.replace("_", ""))
         except InvalidOperation:
-            raise UnitError(f"{what}: {text!r} is not a number", "use digits, e.g. '82.5%'") from None
-        if not value.is_finite():
-            raise UnitError(f"{what}: {text!r} is not finite", "use a finite number")
-        return value
-    raise UnitError(f"{what}: expected a number, got {type(text).__name__} {text!r}", "")
+            raise UnitError(f"{what}: {text!r} is not a number", f"use digits, e.g. {example}") from None
+    else:
+        raise UnitError(
+            f"{what}: expected a number, got {type(text).__name__} {text!r}",
+            f"write the number as a string or an integer, e.g. {example}",
+        )
+    if not value.is_finite():
+        raise UnitError(f"{what}: {text!r} is not finite", "use a finite number")
+    _check_magnitude(value, what, text)
+    return value
+
+
+def _check_magnitude(value: Decimal, what: str, shown: Any) -> None:
+    """Refuse numbers no policy means (1e999999%): they only turn into inf or a hang downstream."""
+    if len(value.as_tuple().digits) > MAX_DIGITS:
+        raise UnitError(f"{what}: {shown!r} has more than {MAX_DIGITS} digits", "write fewer digits")
+    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        raise UnitError(f"{what}: {shown!r} is out of range", f"numbers must lie between 1e-{MAX_EXPONENT} and 1e{MAX_EXPONENT}")
+
+
+def _exactly(what: str, compute: Callable[[], Decimal]) -> Decimal:
+    """Run Decimal arithmetic in the exact context; a result that would need rounding is a UnitError."""
+    try:
+        return compute()
+    except DecimalException as exc:
+        raise UnitError(
+            f"{what} cannot be computed exactly ({type(exc).__name__})",
+            "the value has too many digits or is out of range; round it explicitly first",
+        ) from None
+
+
+def _scaled(value: Decimal, places: int) -> Decimal:
+    """``value * 10**places`` by moving the exponent: exact for any value, no context involved."""
+    if not value.is_finite():
+        raise UnitError(f"{value} is not finite", "use a finite number")
+    sign, digits, exponent = value.as_tuple()
+    return Decimal((sign, digits, int(exponent) + places))
+
+
+def _plain(value: Decimal) -> str:
+    """Positional text without trailing zeros (format 'f' is exact; normalize() would round to 28 digits)."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _mode(rounding: str) -> str:
+    try:
+        return _DECIMAL_ROUNDING[rounding]
+    except (KeyError, TypeError):
+        raise UnitError(f"unknown rounding {rounding!r}", "use 'down', 'up' or 'nearest'") from None
 
 
 def _mismatch(op: str, left: object, right: object) -> UnitError:
+    unitless = [type(x).__name__ for x in (left, right) if not isinstance(x, _Unit)]
+    if unitless:
+        hint = f"a bare {unitless[0]} has no unit: build the value with its type, e.g. Ratio.parse('82.5%')"
+    else:
+        hint = "convert one side explicitly, e.g. Bps.to_ratio() or Ratio.to_bps()"
     return UnitError(
-        f"cannot {op} {type(left).__name__} ({left}) and {type(right).__name__} ({right}): different units",
-        f"convert one side explicitly, e.g. {type(right).__name__}.to_ratio() or Ratio.to_bps()",
+        f"cannot {op} {type(left).__name__} ({left}) and {type(right).__name__} ({right}): different units", hint
     )
 
 
@@ -109,6 +198,29 @@ class _Unit:
         self._check(other, "compare")
         return bool(self._key() >= other._key())  # type: ignore[attr-defined]
 
+    # Units with arithmetic override __add__/__sub__. For the others (Wad, Usd, ...) and for the
+    # reflected forms (``0 + Ratio``, ``sum(ratios)``) a different unit or a bare number is a unit
+    # error; the same type means the unit has no such operation (TypeError, via NotImplemented).
+    def __add__(self, other: object) -> Any:
+        if type(other) is type(self):
+            return NotImplemented
+        raise _mismatch("add", self, other)
+
+    def __sub__(self, other: object) -> Any:
+        if type(other) is type(self):
+            return NotImplemented
+        raise _mismatch("subtract", self, other)
+
+    def __radd__(self, other: object) -> Any:
+        if type(other) is type(self):
+            return NotImplemented
+        raise _mismatch("add", other, self)
+
+    def __rsub__(self, other: object) -> Any:
+        if type(other) is type(self):
+            return NotImplemented
+        raise _mismatch("subtract", other, self)
+
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Ratio(_Unit):
@@ -136,9 +248,9 @@ class Ratio(_Unit):
             return raw.to_ratio()
         if isinstance(raw, str):
             if m := _PERCENT_RE.match(raw):
-                return cls(_decimal(m.group(1), what) / 100)
+                return cls(_scaled(_decimal(m.group(1), what), -2))
             if m := _BPS_RE.match(raw):
-                return cls(_decimal(m.group(1), what) / BPS_PER_ONE)
+                return cls(_scaled(_decimal(m.group(1), what), -_BPS_PLACES))
             raise UnitError(
                 f"{what}: {raw!r} has no unit",
                 "write a percentage or basis points, e.g. '82.5%' or '8250bps'",
@@ -146,45 +258,47 @@ class Ratio(_Unit):
         if isinstance(raw, dict):
             if len(raw) == 1:
                 ((key, val),) = raw.items()
-                scale = {"bps": BPS_PER_ONE, "percent": 100, "ratio": 1}.get(str(key))
-                if scale is not None:
-                    return cls(_decimal(val, what) / scale)
+                places = {"bps": -_BPS_PLACES, "percent": -2, "ratio": 0}.get(str(key))
+                if places is not None:
+                    return cls(_scaled(_decimal(val, what), places))
             raise UnitError(
                 f"{what}: {raw!r} is not a ratio",
                 "use exactly one of {bps: 8250}, {percent: '82.5'} or {ratio: '0.825'}",
             )
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            raise UnitError(
-                f"{what}: bare number {raw!r} where a ratio is required",
-                f"say the unit: '{Decimal(repr(raw)) * 100:f}%' if {raw} is a fraction of one, '{raw}%' if a percentage",
-            )
+            if (isinstance(raw, float) and not math.isfinite(raw)) or abs(raw) > 10**MAX_EXPONENT:
+                hint = "write a percentage, e.g. '82.5%'"
+            else:
+                as_percent = _plain(_scaled(Decimal(repr(raw)), 2))
+                hint = f"say the unit: '{as_percent}%' if {raw!r} is a fraction of one, '{raw!r}%' if a percentage"
+            raise UnitError(f"{what}: bare number {raw!r} where a ratio is required", hint)
         raise UnitError(f"{what}: {raw!r} is not a ratio", "write e.g. '82.5%' or {bps: 8250}")
 
     @classmethod
     def from_float(cls, x: float, quantum: Decimal = Decimal("1e-12")) -> Ratio:
         """Bring a float from the risk core across the boundary, rounded to ``quantum`` (nearest)."""
-        if not math.isfinite(x):
-            raise UnitError(f"cannot make a Ratio from non-finite {x!r}", "check the computation upstream")
-        return cls(Decimal(repr(x)).quantize(quantum, rounding=ROUND_HALF_EVEN))
+        _check_float(x, "Ratio")
+        try:
+            return cls(Decimal(repr(x)).quantize(quantum, rounding=ROUND_HALF_EVEN, context=_ROUNDING))
+        except DecimalException:
+            raise UnitError(f"cannot make a Ratio from {x!r} at quantum {quantum}", "check the computation upstream") from None
 
     # -- conversion ---------------------------------------------------------------------------
     def to_bps(self, rounding: Rounding | None = None) -> Bps:
         """Exact unless a rounding direction is named; never silently drops precision."""
-        scaled = self.value * BPS_PER_ONE
-        if rounding is None:
-            if scaled != scaled.to_integral_value():
-                raise UnitError(
-                    f"{self} is not a whole number of basis points ({scaled} bps)",
-                    "Aave stores basis points: round explicitly with to_bps(rounding='down'|'up')",
-                )
-            return Bps(int(scaled))
-        return Bps(int(scaled.to_integral_value(rounding=_DECIMAL_ROUNDING[rounding])))
+        scaled = _scaled(self.value, _BPS_PLACES)
+        if rounding is None and scaled != scaled.to_integral_value():
+            raise UnitError(
+                f"{self} is not a whole number of basis points ({_plain(scaled)} bps)",
+                "Aave stores basis points: round explicitly with to_bps(rounding='down'|'up')",
+            )
+        return Bps(_exact_int(scaled, f"{self} in bps", rounding))
 
     def to_wad(self, rounding: Rounding | None = None) -> Wad:
-        return Wad(_exact_int(self.value * WAD, f"{self} in wad", rounding))
+        return Wad(_exact_int(_scaled(self.value, _WAD_PLACES), f"{self} in wad", rounding))
 
     def to_ray(self, rounding: Rounding | None = None) -> Ray:
-        return Ray(_exact_int(self.value * RAY, f"{self} in ray", rounding))
+        return Ray(_exact_int(_scaled(self.value, _RAY_PLACES), f"{self} in ray", rounding))
 
     def __float__(self) -> float:
         return float(self.value)
@@ -195,15 +309,14 @@ class Ratio(_Unit):
     # -- arithmetic within the unit -----------------------------------------------------------
     def __add__(self, other: object) -> Ratio:
         self._check(other, "add")
-        return Ratio(self.value + other.value)  # type: ignore[attr-defined]
+        return Ratio(_exactly(f"{self} + {other}", lambda: _EXACT.add(self.value, other.value)))  # type: ignore[attr-defined]
 
     def __sub__(self, other: object) -> Ratio:
         self._check(other, "subtract")
-        return Ratio(self.value - other.value)  # type: ignore[attr-defined]
+        return Ratio(_exactly(f"{self} - {other}", lambda: _EXACT.subtract(self.value, other.value)))  # type: ignore[attr-defined]
 
     def __str__(self) -> str:
-        pct = (self.value * 100).normalize()
-        return f"{pct:f}%"
+        return f"{_plain(_scaled(self.value, 2))}%"
 
     def __repr__(self) -> str:
         return f"Ratio({str(self)!r})"
@@ -228,13 +341,16 @@ class Bps(_Unit):
 
     @classmethod
     def from_float(cls, x: float, rounding: Rounding) -> Bps:
-        """Quantise a risk-core ratio (0.825) to basis points in a named direction."""
-        if not math.isfinite(x):
-            raise UnitError(f"cannot make Bps from non-finite {x!r}", "check the computation upstream")
+        """Quantise a risk-core ratio (0.825) to basis points in a named direction.
+
+        The float's shortest repr is what is quantised (0.825 gives 8250 bps down, although its binary
+        value is a hair below 0.825): that is the number the risk core meant.
+        """
+        _check_float(x, "Bps")
         return Ratio(Decimal(repr(x))).to_bps(rounding)
 
     def to_ratio(self) -> Ratio:
-        return Ratio(Decimal(self.value) / BPS_PER_ONE)
+        return Ratio(_scaled(Decimal(self.value), -_BPS_PLACES))
 
     def as_float(self) -> float:
         return self.value / BPS_PER_ONE
@@ -260,12 +376,22 @@ class Bps(_Unit):
         return f"Bps({self.value})"
 
 
+def _check_float(x: Any, unit: str) -> None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise UnitError(f"cannot make {unit} from {type(x).__name__} {x!r}", "pass the risk core's float, e.g. 0.825")
+    if not math.isfinite(x):
+        raise UnitError(f"cannot make {unit} from non-finite {x!r}", "check the computation upstream")
+
+
 def _exact_int(value: Decimal, what: str, rounding: Rounding | None) -> int:
+    if value and value.adjusted() > 2 * MAX_EXPONENT:
+        # Far beyond uint256 (1.2e77): refuse before int() spends minutes building the number.
+        raise UnitError(f"{what} is out of range ({value:.3e})", "on-chain integers are below 2**256")
     if rounding is None:
         if value != value.to_integral_value():
-            raise UnitError(f"{what} is not an integer ({value})", "round explicitly: rounding='down'|'up'")
+            raise UnitError(f"{what} is not an integer ({_plain(value)})", "round explicitly: rounding='down'|'up'")
         return int(value)
-    return int(value.to_integral_value(rounding=_DECIMAL_ROUNDING[rounding]))
+    return int(value.to_integral_value(rounding=_mode(rounding)))
 
 
 def _check_uint(raw: int, name: str) -> None:
@@ -288,7 +414,7 @@ class Wad(_Unit):
         return self.raw
 
     def to_ratio(self) -> Ratio:
-        return Ratio(Decimal(self.raw) / WAD)
+        return Ratio(_scaled(Decimal(self.raw), -_WAD_PLACES))
 
     def __str__(self) -> str:
         return f"{self.raw} wad"
@@ -310,7 +436,7 @@ class Ray(_Unit):
         return self.raw
 
     def to_ratio(self) -> Ratio:
-        return Ratio(Decimal(self.raw) / RAY)
+        return Ratio(_scaled(Decimal(self.raw), -_RAY_PLACES))
 
     def __str__(self) -> str:
         return f"{self.raw} ray"
@@ -329,8 +455,10 @@ class TokenAmount(_Unit):
 
     def __post_init__(self) -> None:
         _check_uint(self.raw, "TokenAmount")
-        if not 0 <= self.decimals <= 36:
-            raise UnitError(f"token decimals {self.decimals} out of range", "ERC-20 decimals are 0..36")
+        if isinstance(self.decimals, bool) or not isinstance(self.decimals, int) or not 0 <= self.decimals <= 36:
+            raise UnitError(f"token decimals {self.decimals!r} out of range", "ERC-20 decimals are an integer 0..36")
+        if not isinstance(self.symbol, str):
+            raise UnitError(f"token symbol {self.symbol!r} is not a string", "e.g. 'WETH'")
 
     def _key(self) -> tuple[int, int, str]:
         return (self.raw, self.decimals, self.symbol)
@@ -342,26 +470,41 @@ class TokenAmount(_Unit):
     @classmethod
     def from_units(cls, amount: Any, decimals: int, symbol: str = "") -> TokenAmount:
         """``from_units("1.5", 18)`` → 1.5e18 raw; refuses amounts finer than the token's decimals."""
-        value = _decimal(amount, f"{symbol or 'token'} amount") * (Decimal(10) ** decimals)
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 36:
+            raise UnitError(f"token decimals {decimals!r} out of range", "ERC-20 decimals are an integer 0..36")
+        value = _scaled(_decimal(amount, f"{symbol or 'token'} amount", "'1.5' or 15"), decimals)
+        if value != value.to_integral_value():
+            raise UnitError(
+                f"{amount}{' ' + symbol if symbol else ''} has more than {decimals} decimals",
+                f"the token's smallest unit is 1e-{decimals}; round the amount first",
+            )
         return cls(_exact_int(value, f"{amount} {symbol} at {decimals} decimals", None), decimals, symbol)
 
     @classmethod
     def whole(cls, tokens: int, decimals: int, symbol: str = "") -> TokenAmount:
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            raise UnitError(f"whole tokens must be an int, got {type(tokens).__name__} {tokens!r}", "use from_units('1.5', decimals)")
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 36:
+            raise UnitError(f"token decimals {decimals!r} out of range", "ERC-20 decimals are an integer 0..36")
         return cls(tokens * 10**decimals, decimals, symbol)
 
     def to_whole_tokens(self, rounding: Rounding | None = None) -> int:
         """Whole tokens, as Aave caps are written; exact unless a rounding is named."""
-        return _exact_int(Decimal(self.raw) / (Decimal(10) ** self.decimals), f"{self} in whole tokens", rounding)
+        return _exact_int(self.to_decimal(), f"{self!r} in whole tokens", rounding)
 
     def to_decimal(self) -> Decimal:
-        return Decimal(self.raw) / (Decimal(10) ** self.decimals)
+        return _scaled(Decimal(self.raw), -self.decimals)
 
     def __add__(self, other: object) -> TokenAmount:
         self._check(other, "add")
         return TokenAmount(self.raw + other.raw, self.decimals, self.symbol)  # type: ignore[attr-defined]
 
+    def __sub__(self, other: object) -> TokenAmount:
+        self._check(other, "subtract")
+        return TokenAmount(self.raw - other.raw, self.decimals, self.symbol)  # type: ignore[attr-defined]
+
     def __str__(self) -> str:
-        return f"{self.to_decimal().normalize():f} {self.symbol}".strip()
+        return f"{_plain(self.to_decimal())} {self.symbol}".strip()
 
     def __repr__(self) -> str:
         return f"TokenAmount({self.raw}, {self.decimals}, {self.symbol!r})"
@@ -373,6 +516,10 @@ class Usd(_Unit):
 
     value: Decimal
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, Decimal) or not self.value.is_finite():
+            raise UnitError(f"Usd needs a finite Decimal, got {self.value!r}", "use Usd.parse('$50M')")
+
     def _key(self) -> Decimal:
         return self.value
 
@@ -382,17 +529,19 @@ class Usd(_Unit):
         if isinstance(raw, Usd):
             return raw
         if isinstance(raw, dict) and set(raw) == {"usd"}:
-            return cls(_decimal(raw["usd"], what))
+            return cls(_decimal(raw["usd"], what, "{usd: 2500000} or '$2.5M'"))
         if isinstance(raw, str) and (m := _USD_RE.match(raw)) and (m.group(1) or m.group(4)):
-            scale = _SUFFIX[m.group(3).lower()] if m.group(3) else 1
-            return cls(_decimal(m.group(2), what) * scale)
+            places = _SUFFIX_PLACES[m.group(3).lower()] if m.group(3) else 0
+            return cls(_scaled(_decimal(m.group(2), what, "'$2.5M'"), places))
         raise UnitError(f"{what}: {raw!r} is not a USD amount", "write e.g. '$50M', '2500000 USD' or {usd: 2500000}")
 
     def as_float(self) -> float:
         return float(self.value)
 
     def __str__(self) -> str:
-        return f"${self.value.normalize():,f}"
+        whole, _, frac = _plain(self.value).partition(".")
+        sign = "-" if whole.startswith("-") else ""
+        return f"${sign}{int(whole.lstrip('-')):,}" + (f".{frac}" if frac else "")
 
     def __repr__(self) -> str:
         return f"Usd({str(self.value)!r})"
@@ -404,6 +553,10 @@ class Duration(_Unit):
 
     seconds: int
 
+    def __post_init__(self) -> None:
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, int) or self.seconds < 0:
+            raise UnitError(f"Duration needs a whole number of seconds ≥ 0, got {self.seconds!r}", "use Duration.parse('72h')")
+
     def _key(self) -> int:
         return self.seconds
 
@@ -411,14 +564,19 @@ class Duration(_Unit):
     def parse(cls, raw: Any, what: str = "value") -> Duration:
         if isinstance(raw, Duration):
             return raw
-        if isinstance(raw, str) and (m := _DURATION_RE.match(raw)):
-            return cls(int(m.group(1)) * _SECONDS[m.group(2)])
-        if isinstance(raw, dict) and len(raw) == 1:
+        count, unit = None, None
+        if isinstance(raw, str) and (m := _DURATION_RE.match(raw)) and len(m.group(1)) <= 15:
+            count, unit = int(m.group(1)), m.group(2)
+        elif isinstance(raw, dict) and len(raw) == 1:
             ((key, val),) = raw.items()
             unit = {"seconds": "s", "minutes": "m", "hours": "h", "days": "d", "weeks": "w"}.get(str(key))
             if unit and isinstance(val, int) and not isinstance(val, bool) and val >= 0:
-                return cls(val * _SECONDS[unit])
-        raise UnitError(f"{what}: {raw!r} is not a duration", "write e.g. '72h', '3d' or {hours: 72}")
+                count = val
+        if count is None or unit is None:
+            raise UnitError(f"{what}: {raw!r} is not a duration", "write e.g. '72h', '3d' or {hours: 72}")
+        if count * _SECONDS[unit] > MAX_DURATION_SECONDS:
+            raise UnitError(f"{what}: {raw!r} is too long", f"durations are at most {MAX_DURATION_SECONDS} seconds")
+        return cls(count * _SECONDS[unit])
 
     @property
     def hours(self) -> float:

@@ -91,3 +91,11 @@ def test_verify_on_a_non_bundle(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cmd", [["--help"], ["epoch", "--help"], ["verify", "--help"], ["validate", "--help"]])
 def test_help_works(cmd: list[str]) -> None:
     assert runner.invoke(app, cmd).exit_code == 0
+
+
+def test_brackets_in_hints_are_printed_as_written(tmp_path: Path) -> None:
+    rows = ["timestamp_utc,close", "2023-01-01 00:00:00,1", "2023-01-01 00:00:00,1"]
+    policy = _file_policy(tmp_path, "\n".join(rows) + "\n")
+    result, out = _invoke("epoch", str(policy), "--data", str(tmp_path), "--snapshot", str(DEMO / "snapshot.json"))
+    assert result.exit_code == 2
+    assert "data.repairs: [drop_duplicates]" in out

@@ -21,6 +21,7 @@ EXPECTED_FILES = {
     "inputs/snapshot.json",
     "manifest.json",
     "recommendation.json",
+    "report.html",
     "report.md",
     "safe-tx-builder.json",
     "safe-tx.json",
@@ -71,7 +72,7 @@ def test_manifest_lists_every_file_with_its_hash(demo_bundle: Path) -> None:
 def test_verify_passes_on_a_fresh_bundle(demo_bundle: Path) -> None:
     result = runner.invoke(app, ["verify", str(demo_bundle)])
     assert result.exit_code == 0, result.output
-    assert "verified: 9 files" in result.output
+    assert "verified: 10 files" in result.output
 
 
 @pytest.mark.parametrize("rel", sorted(EXPECTED_FILES))
