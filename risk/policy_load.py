@@ -142,12 +142,8 @@ def _child(node: Any, key: Any) -> tuple[Any, tuple[int, int] | None] | None:
                 return node[k], _key_position(node, k)
         return None
     if isinstance(node, (CommentedSeq, list, tuple)) and isinstance(key, int) and 0 <= key < len(node):
-        pos = None
-        if isinstance(node, CommentedSeq):
-            try:
-                pos = tuple(node.lc.item(key))[:2]
-            except Exception:  # noqa: BLE001 - a node without recorded position: keep the parent's
-                pos = None
+        recorded = (getattr(node.lc, "data", None) or {}) if isinstance(node, CommentedSeq) else {}
+        pos = tuple(recorded[key][:2]) if key in recorded else None  # else keep the parent's position
         return node[key], pos  # type: ignore[return-value]
     return None
 
