@@ -168,12 +168,13 @@ class CohortArena:
 
     def _relocate(self, rows: np.ndarray, extra: np.ndarray) -> None:
         """Give `rows` fresh segments with room for `extra` more cohorts, keeping only live ones."""
+        # reserve first: reserving may pack the arena, which would move the slots gathered below
+        self._reserve(int(np.maximum(8, 2 * (self.used[rows] + extra)).sum()))
         idx, owner = self.segments(rows)
         keep = self.kind[idx] != 0
         idx, owner = idx[keep], owner[keep]
         live = np.bincount(np.searchsorted(rows, owner), minlength=rows.size)
         cap = np.maximum(8, 2 * (live + extra))
-        self._reserve(int(cap.sum()))
         start = self.end + np.cumsum(cap) - cap
         rank = np.arange(idx.size) - np.repeat(np.cumsum(live) - live, live)
         dest = np.repeat(start, live) + rank

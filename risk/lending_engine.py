@@ -44,8 +44,9 @@ class Ledger:
     USD amounts are valued at the price of the step the flow happened; tokens are the market's
     collateral asset. ``written_off_usd`` is the debt left without collateral when a liquidation took
     all of it; ``insolvent_usd`` is the part of it the collateral's value did not cover (the rest is
-    the bonus paid out of the last collateral). Conservation: ``seized + open_collateral + returned`` = the book's collateral and
-    ``repaid + written_off + open_debt`` = the book's debt, on every path.
+    the bonus paid out of the last collateral). Conservation, on every path:
+    ``seized + open_collateral + returned`` = the book's collateral and
+    ``repaid + written_off + open_debt`` = the book's debt.
     """
 
     repaid_usd: np.ndarray
@@ -88,6 +89,8 @@ def _gammas(close_factor: float, count: int) -> np.ndarray:
 
 
 class _Engine:
+    """One market's state across all paths: the sorted book, its subsets, live cohorts and per-step flows."""
+
     def __init__(self, collateral: np.ndarray, debt: np.ndarray, market: LendingMarket, paths: np.ndarray,
                  segment_slots: int) -> None:
         self.market = market
@@ -148,6 +151,7 @@ class _Engine:
 
     # -- one step -----------------------------------------------------------------------------
     def step(self, price: np.ndarray) -> None:
+        """Liquidate what `price` (USD, one per path) makes actionable; keepers' sales land in `sold_step`."""
         t = self.table
         self.sold_step[:] = 0.0
         active = np.flatnonzero(price < self.maxtrig * (1 + _FILTER_SLACK))
@@ -167,9 +171,16 @@ class _Engine:
         self.maxtrig[rows] = -np.inf
         if rows.size:
             idx, _ = self.table.segments(rows)
-            self.maxtrig[rows] = np.maximum.reduceat(self.table.trig[idx], np.cumsum(self.table.used[rows]) - self.table.used[rows])
+            used = self.table.used[rows]
+            self.maxtrig[rows] = np.maximum.reduceat(self.table.trig[idx], np.cumsum(used) - used)
 
     def _liquidate(self, path: np.ndarray, slot: np.ndarray, price: np.ndarray) -> None:
+        """Apply one step's calls to the triggered cohorts in arena `slot` (owned by `path`, at `price`).
+
+        Each cohort's liquidatable prefix splits, by thresholds on w and by keeper profitability, into:
+        collateral short (all seized, rest written off), full calls (closed), and close-factor calls
+        (moved to new cohorts of the next generation); the rest of the cohort stays as it was.
+        """
         m, t, sets = self.market, self.table, self.sets
         lo, hi, mask = t.lo[slot], t.hi[slot], t.mask[slot]
         gen, beta, kind = t.gen[slot], t.beta[slot], t.kind[slot]
@@ -262,10 +273,13 @@ class _Engine:
 
         sold = (seized - fee) * price
         self.sold_step += np.bincount(path, weights=sold, minlength=self.paths.shape[0])
-        self.events.append((path, repaid, seized, seized * price, fee, fee * price, sold, written, insolvent, returned, calls))
+        self.events.append(
+            (path, repaid, seized, seized * price, fee, fee * price, sold, written, insolvent, returned, calls)
+        )
 
     # -- end of the path ----------------------------------------------------------------------
     def finish(self, final_price: np.ndarray) -> Ledger:
+        """Totals per path, with open positions valued at `final_price` (USD, one per path)."""
         t = self.table
         idx, owner = t.segments(np.arange(final_price.size))
         idx, owner = idx[t.kind[idx] != 0], owner[t.kind[idx] != 0]

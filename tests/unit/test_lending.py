@@ -23,6 +23,7 @@ from risk.lending import (
     simulate_market,
     simulate_venue,
 )
+from risk.lending_cohorts import CohortArena
 from risk.lending_engine import run_market
 from risk.units import Ratio, Usd
 
@@ -107,6 +108,36 @@ def test_engine_equals_reference_on_a_larger_book_with_whales_gas_and_cascade() 
     got = run_ledger(book, market, paths, cascade=True)
     assert got.liquidations.sum() > 1000 and got.written_off_usd.max() > 0  # the case exercises the rules
     assert_ledgers_equal(np.array(book.collateral), np.array(book.debt_usd), market, paths, cascade=True, segment_slots=2)
+
+
+def test_cohort_arena_keeps_every_paths_live_cohorts_through_relocation_and_packing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random appends and emptied cohorts against a plain model; half the paths shed cohorts, half keep them."""
+    packs = []
+    original = CohortArena._collect
+    monkeypatch.setattr(CohortArena, "_collect", lambda self: (packs.append(1), original(self)))
+    rng = np.random.default_rng(0)
+    n_paths = 4
+    shed = np.where(np.arange(n_paths) % 2 == 0, 0.5, 0.0)
+    arena = CohortArena(n_paths=n_paths, per_path=1)
+    model: dict[int, set[int]] = {p: set() for p in range(n_paths)}
+    next_id = 0
+    for _ in range(150):
+        path = rng.integers(0, n_paths, int(rng.integers(1, 6)))
+        ids = np.arange(next_id, next_id + path.size)
+        next_id += path.size
+        arena.append(path, lo=ids, kind=np.ones(path.size, dtype=np.int8))
+        for p, i in zip(path.tolist(), ids.tolist(), strict=True):
+            model[p].add(i)
+        idx, owner = arena.segments(np.arange(n_paths))
+        kill = (arena.kind[idx] != 0) & (rng.random(idx.size) < shed[owner])  # cohorts emptied by liquidations
+        for i, p in zip(arena.lo[idx[kill]].tolist(), owner[kill].tolist(), strict=True):
+            model[p].discard(i)
+        arena.kind[idx[kill]] = 0
+        idx, owner = arena.segments(np.arange(n_paths))
+        for p in range(n_paths):
+            mine = idx[(owner == p) & (arena.kind[idx] != 0)]
+            assert set(arena.lo[mine].tolist()) == model[p]
+    assert packs, "the arena was never packed: the test does not reach CohortArena._collect"
 
 
 # -- single positions, checked by hand (LT 80%, bonus 5%, fee 10%, price $100, 1 ETH against $79) --
