@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_lending import gbm_jump_paths
@@ -69,22 +70,25 @@ def test_a_lower_liquidation_threshold_never_raises_bad_debt_without_cascade(dat
     assert np.all(after <= before + 1e-9 * book.total_debt_usd)
 
 
-@SETTINGS
-@given(st.data())
-def test_a_book_generated_under_a_lower_ltv_never_has_more_bad_debt(data: st.DataObject) -> None:
-    market = data.draw(markets(restoring=True))
-    assert market.partial_liquidation_restores_health
-    seed = data.draw(st.integers(0, 2**32 - 1))
-    lt = market.liquidation_threshold
-    ltv_high = lt * data.draw(st.floats(0.85, 1.0))
-    ltv_low = ltv_high * data.draw(st.floats(0.7, 1.0))
+def test_a_lower_ltv_book_can_have_more_bad_debt_on_a_gap_path() -> None:
+    """Not an invariant: a lower LTV means more collateral per debt, hence a *later* liquidation.
 
-    def book(ltv: float) -> Book:
-        return Book.generate(np.random.default_rng(seed), 80, 1e6, market="X", price_usd=market.price_usd,
-                             liquidation_threshold=lt, ltv=ltv, hf=HfLognormal(1.1, 0.15))
-
-    paths = gbm_jump_paths(np.random.default_rng(seed + 1), 20, 36)
-    assert np.all(bad_debt(book(ltv_low), market, paths, False) <= bad_debt(book(ltv_high), market, paths, False) + 1e-3)
+    On a path that declines gradually and then gaps down, the riskier position is liquidated in the
+    decline (no bad debt) while the safer one is still open when the gap comes, so "lower LTV never
+    raises bad debt" cannot be asserted path by path (the same-book, lower-LT property above can, and
+    is). Hypothesis found this; it is pinned here with Aave's close factors.
+    """
+    market = LendingMarket(name="X", price_usd=100.0, ltv=0.8, liquidation_threshold=0.8, liquidation_bonus=0.05,
+                           protocol_fee=0.0)
+    debt = 1000.0
+    # HF = collateral * price * LT / debt: 1.05 (risky) and 1.30 (safer) at price 100
+    books = {hf: Book(("X",), np.zeros(1, dtype=np.int64), np.array([debt * hf / (0.8 * 100.0)]), np.array([debt]),
+                      np.arange(1, dtype=np.int64)) for hf in (1.05, 1.30)}
+    path = np.array([[1.0, 0.89, 0.89, 0.30]])  # a 11% fall, then a gap to 30%
+    risky_bad, safe_bad = (float(bad_debt(books[hf], market, path, False)[0]) for hf in (1.05, 1.30))
+    assert risky_bad == 0.0  # at 0.89 its HF is 0.93 < 0.95: fully liquidated, collateral covers debt × 1.05
+    # the safer position's HF is 1.16 at 0.89; after the gap its 16.25 tokens are worth $487.50
+    assert safe_bad == pytest.approx(debt - debt * 1.30 / (0.8 * 100.0) * 30.0, rel=1e-12)
 
 
 @SETTINGS
