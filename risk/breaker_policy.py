@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -34,14 +33,10 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
 from risk.errors import PolicyError
 from risk.fields import (
@@ -60,21 +55,9 @@ from risk.policy import (
     PositiveDuration,
     PositiveRatio,
 )
-from risk.policy_load import (
-    MAX_VALUES,
-    Problem,
-    _dedupe,
-    _drop_consequential,
-    _field_path,
-    _message,
-    _one_line,
-    _Plain,
-    _position,
-    _TooLarge,
-    _within,
-    _yaml_problems,
-)
+from risk.policy_load import Problem, _message, check_model_text
 from risk.units import Duration, Ratio, Usd
+from risk.watch_policy import WatchPolicy
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_CANDIDATES = 5_000  # a sweep is vectorised over candidates × updates; more is a typo in `step`
@@ -319,6 +302,7 @@ class Breakers(Model):
     rules: tuple[Rule, ...] = Field(min_length=1)
     calibration: Calibration | None = None
     data: DataPolicy = DataPolicy()
+    watch: WatchPolicy = Field(default=WatchPolicy(), description="The real-time monitor's settings (`steward watch`).")
 
     @field_validator("markets")
     @classmethod
@@ -424,38 +408,9 @@ def _breaker_message(err: dict[str, Any]) -> str:
 
 def check_breaker_policy_text(text: bytes, name: str) -> tuple[BreakerPolicy | None, list[Problem]]:
     """Parse and validate a breaker policy; returns it or every problem found (never raises for bad input)."""
-    try:
-        decoded = text.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [Problem(name, 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    yaml = YAML(typ="rt", pure=True)
-    yaml.allow_duplicate_keys = False
-    try:
-        root = yaml.load(decoded)
-    except YAMLError as exc:
-        return None, _yaml_problems(name, exc, decoded)
-    except Exception as exc:  # noqa: BLE001 - ruamel raises a few non-YAMLError types on odd input
-        return None, [Problem(name, 1, 1, "", f"YAML could not be read: {_one_line(exc)}")]
-    if not isinstance(root, CommentedMap):
-        return None, [Problem(name, 1, 1, "", "a breaker policy is a YAML mapping (version:, breakers:)")]
-    plain = _Plain(unsupported=[])
-    try:
-        data = plain.convert(root, (), frozenset())
-    except _TooLarge:
-        return None, [Problem(name, 1, 1, "", f"the YAML expands to more than {MAX_VALUES} values (aliases nested too deep?)")]
-    bad = [(_position(root, path), _field_path(path), what) for path, what in plain.unsupported]
-    early = [Problem(name, line, col, field, what) for (line, col), field, what in bad]
-    try:
-        policy = BreakerPolicy.model_validate_json(json.dumps(data, allow_nan=True))
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        problems = [Problem(name, *_position(root, tuple(e["loc"])), _field_path(tuple(e["loc"])), _breaker_message(e)) for e in errors]
-        kept = _dedupe(_drop_consequential(errors, problems))
-        kept = [p for p in kept if not any(_within(p.field, field) for _, field, _ in bad)]
-        return None, sorted(early + kept, key=lambda p: (p.line, p.column))
-    if early:
-        return None, early
-    return policy, []
+    return check_model_text(
+        text, name, BreakerPolicy, what="a breaker policy is a YAML mapping (version:, breakers:)", message=_breaker_message
+    )
 
 
 def load_breaker_policy(path: Path, display_name: str | None = None) -> LoadedBreakerPolicy:

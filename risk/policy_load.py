@@ -14,10 +14,11 @@ import functools
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -28,6 +29,8 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 import risk.policy
 from risk.errors import PolicyError
 from risk.policy import Policy
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +252,16 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def check_policy_text(text: bytes, name: str) -> tuple[Policy | None, list[Problem]]:
-    """Parse and validate; returns the policy or every problem found (never raises for bad input)."""
+def check_model_text(
+    text: bytes, name: str, model: type[M], *, what: str, message: Callable[[dict[str, Any]], str] | None = None
+) -> tuple[M | None, list[Problem]]:
+    """Parse YAML and validate it against `model`; returns it or every problem (never raises for bad input).
+
+    Shared by every kind of policy file (venue policies, breaker policies): the YAML guards, the
+    positions of errors and their wording are the same for all. `what` describes the expected root
+    ("a policy is a YAML mapping (venue:, markets:, ...)"), `message` words one pydantic error.
+    """
+    message = message or _message
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -268,7 +279,7 @@ def check_policy_text(text: bytes, name: str) -> tuple[Policy | None, list[Probl
     except Exception as exc:  # noqa: BLE001 - ruamel raises a few non-YAMLError types on odd input
         return None, [Problem(name, 1, 1, "", f"YAML could not be read: {_one_line(exc)}")]
     if not isinstance(root, CommentedMap):
-        return None, [Problem(name, 1, 1, "", "a policy is a YAML mapping (venue:, markets:, ...)")]
+        return None, [Problem(name, 1, 1, "", what)]
     plain = _Plain(unsupported=[])
     try:
         data = plain.convert(root, (), frozenset())
@@ -278,21 +289,26 @@ def check_policy_text(text: bytes, name: str) -> tuple[Policy | None, list[Probl
     early = [Problem(name, line, col, field, what) for (line, col), field, what in bad]
     try:
         # JSON mode: strict about numbers and types, yet enums and tuples come from plain YAML text.
-        policy = Policy.model_validate_json(json.dumps(data, allow_nan=True))
+        validated = model.model_validate_json(json.dumps(data, allow_nan=True))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         problems = []
         for err in errors:
             loc = tuple(err["loc"])
             line, col = _position(root, loc)
-            problems.append(Problem(name, line, col, _field_path(loc), _message(err)))
+            problems.append(Problem(name, line, col, _field_path(loc), message(err)))
         kept = _dedupe(_drop_consequential(errors, problems))
         # A value already reported as unsupported was replaced by None: its "invalid type" is noise.
         kept = [p for p in kept if not any(_within(p.field, field) for _, field, _ in bad)]
         return None, sorted(early + kept, key=lambda p: (p.line, p.column))
     if early:
         return None, early
-    return policy, []
+    return validated, []
+
+
+def check_policy_text(text: bytes, name: str) -> tuple[Policy | None, list[Problem]]:
+    """Parse and validate a venue policy; returns it or every problem found (never raises for bad input)."""
+    return check_model_text(text, name, Policy, what="a policy is a YAML mapping (venue:, markets:, ...)")
 
 
 def _within(field: str, prefix: str) -> bool:
