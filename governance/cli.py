@@ -6,6 +6,7 @@ Expected failures print one line of cause and one of hint and exit 2; `--debug` 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,7 @@ def guarded(fn: Callable[[], T]) -> T:
 @app.command()
 def validate(policies: Annotated[list[Path], typer.Argument(help="Policy files to check.")]) -> None:
     """Check policy files; list every problem with file:line:column and the field."""
+    from risk.breaker_policy import check_breaker_policy_text
     from risk.policy_load import check_policy_text
 
     def body() -> None:
@@ -71,7 +73,9 @@ def validate(policies: Annotated[list[Path], typer.Argument(help="Policy files t
             except OSError as exc:
                 problems.append(f"{path}: cannot read ({exc.strerror})")
                 continue
-            _, found = check_policy_text(text, str(path))
+            # A breaker policy has a top-level `breakers:` section; everything else is a venue policy.
+            is_breaker = re.search(rb"^breakers\s*:", text, re.MULTILINE) is not None
+            _, found = (check_breaker_policy_text if is_breaker else check_policy_text)(text, str(path))
             problems.extend(str(p) for p in found)
         if problems:
             raise PolicyError(

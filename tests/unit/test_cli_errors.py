@@ -99,3 +99,14 @@ def test_brackets_in_hints_are_printed_as_written(tmp_path: Path) -> None:
     result, out = _invoke("epoch", str(policy), "--data", str(tmp_path), "--snapshot", str(DEMO / "snapshot.json"))
     assert result.exit_code == 2
     assert "data.repairs: [drop_duplicates]" in out
+
+
+def test_validate_recognises_breaker_policies(tmp_path: Path) -> None:
+    repo = DEMO.parents[1]
+    good = repo / "policies" / "eth-perp-breakers.yaml"
+    result, out = _invoke("validate", str(good))
+    assert result.exit_code == 0, out
+    bad = tmp_path / "b.yaml"
+    bad.write_text(good.read_text().replace("fresh_within", "fresh_withn", 1))
+    result, out = _invoke("validate", str(bad))
+    assert result.exit_code == 2 and "did you mean 'fresh_within'" in out
