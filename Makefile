@@ -7,7 +7,8 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: install demo test bench lock schema golden clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+CONTRACTS := build/contracts/StewardGovernor.json
+install: $(PY_STAMP) $(NODE_STAMP) $(CONTRACTS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The devnet's Governor, Timelock and ERC20Votes: @openzeppelin/contracts compiled with npm solc
+# (the devnet also compiles on demand when build/ is missing).
+$(CONTRACTS): governance/contracts/*.sol governance/contracts/compile.mjs governance/compile.py package-lock.json $(NODE_STAMP) | $(PY_STAMP)
+	$(BIN)/python -m governance.compile
+	touch $@
+
 demo: install
 	$(BIN)/steward demo
 
@@ -55,4 +62,4 @@ lock: $(BIN)/python
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^steward' > requirements.lock
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules build

@@ -104,6 +104,12 @@ def _run_epoch(
     from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
 
     chain_snapshot = None
+    if rpc is not None and policy is not None:
+        from risk.policy import VenueKind
+        from risk.policy_load import load_policy as _load
+
+        if _load(policy).policy.venue.kind is not VenueKind.LENDING:
+            raise StewardError("--rpc reads Aave reserves", "a perps/options venue gives current values in its policy (current:)")
     if rpc is not None:
         if snapshot is not None:
             raise StewardError("--rpc and --snapshot both given", "read current parameters from one place")
@@ -188,18 +194,22 @@ if __name__ == "__main__":  # pragma: no cover
     run()
 
 
+EXTENSIONS = (
+    "governance.cli_chain",  # devnet, simulate, reconcile, sign, execute, demo-chain
+    "governance.cli_governor",  # governor vote|queue|execute|reconcile|status
+    "governance.cli_propose",  # propose --safe-service | --governor
+    "governance.cli_breakers",  # breakers calibrate|replay
+    "governance.cli_watch",  # watch
+    "governance.cli_backtest",  # backtest
+)
+
+
 def _register_extensions() -> None:
     """Command groups that live in their own modules (chain commands: devnet, simulate, sign, execute...)."""
     import importlib
 
-    for name in ("governance.cli_chain", "governance.cli_breakers"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app, guarded=guarded, out=out, err=err)
+    for name in EXTENSIONS:
+        importlib.import_module(name).register(app, guarded=guarded, out=out, err=err)
 
 
 _register_extensions()

@@ -5,6 +5,8 @@ anvil's default mnemonic accounts:
 
 * account 0 — deployer: ACL admin, pool admin, emergency admin, treasury, token minter;
 * accounts 1–3 — the Safe's owners (threshold 2); the Safe holds the pool's RISK_ADMIN role;
+  they are also the voters of the devnet DAO (`devnet_governor`: ERC20Votes, Governor, Timelock —
+  the timelock holds RISK_ADMIN too);
 * accounts 4–7 — suppliers; 8–19 — borrowers (see `devnet_book`); 20 — a funded liquidator.
 
 The market is the demo venue's (`risk/demo/snapshot.json`). Everything is written to `devnet.json`
@@ -31,6 +33,7 @@ from governance.devnet_aave import AAVE, deploy_aave, load_reserve_specs, price_
 from governance.devnet_anvil import ANVIL_MNEMONIC, HOST
 from governance.devnet_book import BORROWERS, SUPPLIER_USD, open_book
 from governance.devnet_chain import Chain, DevnetError
+from governance.devnet_governor import deploy_governor
 from governance.devnet_safe import deploy_safe
 
 __all__ = ["Devnet", "DevnetError", "current", "down", "set_price", "up"]
@@ -215,6 +218,9 @@ def _deploy(chain: Chain, pid: int) -> Devnet:
     )
     acl = chain.contract(addresses["acl_manager"], load_artifact(AAVE, "ACLManager"))
     chain.transact("ACLManager.addRiskAdmin(Safe)", accounts[DEPLOYER], acl, "addRiskAdmin", safe.safe)
+    dao = deploy_governor(chain, deployer=accounts[DEPLOYER], voters=[accounts[i] for i in OWNERS],
+                          acl_manager=addresses["acl_manager"])
+    addresses.update(dao.addresses())
 
     book = open_book(
         chain,

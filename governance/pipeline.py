@@ -21,6 +21,7 @@ import numpy as np
 from governance import jsonio
 from governance.bundle import MANIFEST, BundleError, sha256
 from governance.calls import Call, decode_call
+from governance.governor import governor_files
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
 from governance.safe import (
@@ -34,9 +35,11 @@ from risk.data import DataOptions, Repair, load_prices_file, load_series
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.market import MarketData, align
-from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource
+from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource, VenueKind
 from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
+from risk.parallel import TaskMap, serial_map
 from risk.recommend import recommend
+from risk.recommend_scenarios import history_span
 from risk.recommendation import Recommendation
 from risk.snapshot import (
     VenueSnapshot,
@@ -52,6 +55,7 @@ DEMO_SNAPSHOT = DEMO_DIR / "snapshot.json"
 INPUT_POLICY = "inputs/policy.yaml"
 INPUT_PRICES = "inputs/prices.csv"
 INPUT_SNAPSHOT = "inputs/snapshot.json"
+INPUT_HISTORY = "inputs/history.csv"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class EpochInputs:
     epoch: str
     sources: tuple[Source, ...]
     repairs: tuple[dict[str, Any], ...]
+    history: MarketData | None = None  # crash-window prices for the lending core's replays
 
 
 def default_data_dir() -> Path:
@@ -115,7 +120,8 @@ def _synthetic_market(policy: Policy, snapshot: VenueSnapshot, seed: int) -> Mar
     return MarketData(step_seconds=step, times=times, symbols=symbols, prices=np.column_stack([paths[s] for s in symbols]))
 
 
-def _file_market(policy: Policy, data_dir: Path) -> tuple[MarketData, tuple[Source, ...], tuple[Repair, ...]]:
+def _file_series(policy: Policy, data_dir: Path) -> tuple[list[Any], tuple[Source, ...], tuple[Repair, ...]]:
+    """Each market's validated series (each file parsed once), with the files' hashes and the repairs made."""
     options = _data_options(policy)
     series, repairs, sources, tables = [], [], {}, {}
     for market in policy.markets:
@@ -133,8 +139,7 @@ def _file_market(policy: Policy, data_dir: Path) -> tuple[MarketData, tuple[Sour
         series.append(_renamed(s, market.symbol))
         repairs.extend(r)
         sources[src.file] = Source(src.file, sha256(path.read_bytes()))
-    market_data = align(series, policy.scenarios.step.seconds, max_gap_seconds=options.max_gap_seconds)
-    return market_data, tuple(sources[k] for k in sorted(sources)), tuple(repairs)
+    return series, tuple(sources[k] for k in sorted(sources)), tuple(repairs)
 
 
 def _renamed(series: Any, symbol: str) -> Any:
@@ -204,6 +209,15 @@ def gather_inputs(
     """
     loaded = load_policy(policy_path if policy_path is not None else DEMO_POLICY, None)
     policy = loaded.policy
+    if policy.venue.kind is not VenueKind.LENDING:
+        # Imported here: pipeline_derivatives reuses this module's helpers (no import cycle).
+        from governance.pipeline_derivatives import gather_derivative_inputs
+
+        if snapshot_path is not None or snapshot is not None:
+            raise StewardError(
+                "--snapshot/--rpc read lending reserves", "a perps/options venue gives current values in its policy (current:)"
+            )
+        return gather_derivative_inputs(policy_path, data_dir=data_dir, seed=seed, epoch=epoch)  # type: ignore[return-value]
     kinds = {type(m.price_source) for m in policy.markets}
     if len(kinds) > 1:
         raise StewardError("the policy mixes synthetic and file price sources", "use one kind of price_source for all markets")
@@ -212,10 +226,17 @@ def gather_inputs(
     if snapshot is None:
         snapshot = _load_snapshot(policy, data_dir or default_data_dir(), snapshot_path, demo)
     snapshot = _for_policy(snapshot, policy)
+    history = None
     if demo:
         market, sources, repairs = _synthetic_market(policy, snapshot, seed), (), ()
     else:
-        market, sources, repairs = _file_market(policy, data_dir or default_data_dir())
+        series, sources, repairs = _file_series(policy, data_dir or default_data_dir())
+        max_gap = policy.data.max_gap.seconds
+        market = align(series, policy.scenarios.step.seconds, max_gap_seconds=max_gap)
+        span = history_span(policy)  # the crash windows the lending core replays, if any
+        if span is not None:
+            history = align(series, policy.scenarios.step.seconds, start=span[0], end=span[1], max_gap_seconds=max_gap)
+            history = MarketData.from_csv_bytes(history.to_csv_bytes(), INPUT_HISTORY)
     market = _window(policy, market)
     # Compute on exactly what is pinned: the canonical CSV round-trips floats exactly.
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)
@@ -229,11 +250,16 @@ def gather_inputs(
         epoch=epoch or epoch_label(int(market.times[-1])),
         sources=sources,
         repairs=tuple(r.to_json() for r in repairs),
+        history=history,
     )
 
 
 def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
     """The inputs pinned in a bundle, as `build_files` needs them to rebuild it."""
+    from governance.pipeline_derivatives import derivative_inputs_from_bundle, is_derivative_bundle
+
+    if is_derivative_bundle(files):
+        return derivative_inputs_from_bundle(files, bundle)  # type: ignore[return-value]
     for rel in (INPUT_POLICY, INPUT_PRICES, INPUT_SNAPSHOT, MANIFEST):
         if rel not in files:
             raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
@@ -249,6 +275,7 @@ def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
         epoch=str(manifest["epoch"]),
         sources=tuple(Source(s["name"], s["sha256"]) for s in manifest.get("sources", [])),
         repairs=tuple(manifest.get("repairs", [])),
+        history=MarketData.from_csv_bytes(files[INPUT_HISTORY], INPUT_HISTORY) if INPUT_HISTORY in files else None,
     )
 
 
@@ -279,8 +306,12 @@ def _prove_calls(calls: list[Call], recommendation: Recommendation) -> None:
             )
 
 
-def build_files(inputs: EpochInputs) -> dict[str, bytes]:
-    """Every file of the bundle, in memory. Pure: same inputs, same bytes."""
+def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[str, bytes]:
+    """Every file of the bundle, in memory. Pure: same inputs, same bytes (whatever `task_map` runs them)."""
+    from governance.pipeline_derivatives import DerivativeInputs, build_derivative_files
+
+    if isinstance(inputs, DerivativeInputs):
+        return build_derivative_files(inputs)
     policy = inputs.policy.policy
     bundle_path = f"proposals/{policy.venue.name}/{inputs.epoch}"  # as the report and the batch name it
     if policy.venue.protocol is not Protocol.AAVE_V3:
@@ -290,7 +321,10 @@ def build_files(inputs: EpochInputs) -> dict[str, bytes]:
         )
     market = inputs.market
     as_of = _iso(int(market.times[-1]))
-    rec = recommend(policy, market.symbols, market.prices, market.step_seconds, inputs.snapshot, epoch=inputs.epoch, as_of=as_of)
+    rec = recommend(
+        policy, market.symbols, market.prices, market.step_seconds, inputs.snapshot,
+        epoch=inputs.epoch, as_of=as_of, history=inputs.history, task_map=task_map,
+    )
     calls = aave_v3.calls_for(policy, rec)
     _prove_calls(calls, rec)
 
@@ -301,6 +335,8 @@ def build_files(inputs: EpochInputs) -> dict[str, bytes]:
         "recommendation.json": jsonio.dumps(rec.to_json()),
         "calls.json": jsonio.dumps(_calls_json(calls)),
     }
+    if inputs.history is not None:
+        files[INPUT_HISTORY] = inputs.history.to_csv_bytes()
     safe_summary = None
     safe_address = policy.venue.addresses.safe
     if calls and safe_address is not None:
@@ -333,6 +369,14 @@ def build_files(inputs: EpochInputs) -> dict[str, bytes]:
         "prices": sha256(files[INPUT_PRICES]),
         "snapshot": sha256(files[INPUT_SNAPSHOT]),
     }
+    if INPUT_HISTORY in files:
+        inputs_hashes["history"] = sha256(files[INPUT_HISTORY])
+    files.update(
+        governor_files(
+            policy, rec, calls, inputs=inputs_hashes, bundle_path=bundle_path,
+            version=metadata.version("steward"), block=inputs.snapshot.block,
+        )
+    )
     context = report_context(
         rec,
         calls=_calls_json(calls),

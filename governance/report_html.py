@@ -56,6 +56,10 @@ class MarketCharts:
     window_days: float
     levels: tuple[LiquidationLevel, ...]
     glide: tuple[charts.GlidePanel, ...]
+    # The lending core's: per-path bad debt (USD) at today's and the proposed parameters, drawn when
+    # some path has any; expected shortfall (USD) with each parameter at its low / high value.
+    losses: tuple[np.ndarray, np.ndarray] | None = None
+    tornado: tuple[tuple[str, ...], np.ndarray, np.ndarray, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,10 @@ class MarketFigures:
     price_svg: Markup
     glide_title: str
     glide_svg: Markup | None
+    loss_title: str = ""
+    loss_svg: Markup | None = None
+    tornado_title: str = ""
+    tornado_svg: Markup | None = None
 
 
 def _raw(value: Bps | TokenAmount) -> int:
@@ -148,9 +156,33 @@ def chart_inputs(recommendation: Recommendation, market: MarketData, change_limi
                 window_days=window_days,
                 levels=_levels(m),
                 glide=tuple(panels),
+                losses=_losses(m),
+                tornado=_tornado(m),
             )
         )
     return tuple(out)
+
+
+def _losses(m: MarketRecommendation) -> tuple[np.ndarray, np.ndarray] | None:
+    a = m.analysis
+    if a is None or a.bad_debt_current_usd is None or a.bad_debt_proposed_usd is None:
+        return None
+    if not (np.any(a.bad_debt_current_usd > 0) or np.any(a.bad_debt_proposed_usd > 0)):
+        return None  # every path ends without bad debt: a histogram of zeros says nothing the table does not
+    return a.bad_debt_current_usd, a.bad_debt_proposed_usd
+
+
+def _tornado(m: MarketRecommendation) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, float] | None:
+    a = m.analysis
+    if a is None or not a.sensitivities:
+        return None
+    low = np.array([s.shortfall[0] for s in a.sensitivities])
+    high = np.array([s.shortfall[2] for s in a.sensitivities])
+    base = a.sensitivities[0].shortfall[1]
+    if np.all(low == base) and np.all(high == base):
+        return None  # no parameter moves the shortfall: nothing to draw
+    names = tuple(f"{md_report.INTERVAL_LABELS[s.parameter]} {md_report.bps_text(s.low_bps)} / {md_report.bps_text(s.high_bps)}" for s in a.sensitivities)
+    return names, low, high, base
 
 
 def _figures(c: MarketCharts) -> MarketFigures:
@@ -161,12 +193,24 @@ def _figures(c: MarketCharts) -> MarketFigures:
     ]
     price_title = f"{c.symbol}: price over {c.window_days:.0f} days and the liquidation price of a position opened now at the maximum LTV"
     glide_title = f"{c.symbol}: parameter values after each steward update, from today to the target"
+    loss_title = f"{c.symbol}: bad debt per scenario path, today's vs proposed parameters"
+    tornado_title = f"{c.symbol}: expected shortfall with each parameter moved around the target"
+    loss_svg = tornado_svg = None
+    if c.losses is not None:
+        loss_svg = Markup(charts.loss_distribution(f"losses-{c.symbol}", c.losses[0], c.losses[1], unit="USD", quantile=0.95, title=loss_title))
+    if c.tornado is not None:
+        names, low, high, base = c.tornado
+        tornado_svg = Markup(charts.tornado(f"tornado-{c.symbol}", names, low, high, base, unit="USD", title=tornado_title))
     return MarketFigures(
         data=c,
         price_title=price_title,
         price_svg=Markup(charts.price_levels(f"price-{c.symbol}", c.times, c.prices_usd, levels, title=price_title)),
         glide_title=glide_title,
         glide_svg=Markup(charts.glide_path(f"glide-{c.symbol}", c.glide, title=glide_title)) if c.glide else None,
+        loss_title=loss_title,
+        loss_svg=loss_svg,
+        tornado_title=tornado_title,
+        tornado_svg=tornado_svg,
     )
 
 

@@ -15,6 +15,7 @@ configuration word, not the Safe's owners or threshold (its nonce moves by one).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from governance import jsonio
-from governance.bundle import SIMULATION
+from governance.bundle import MANIFEST, SIMULATION
 from governance.chain import (
     DEFAULT_TIMEOUT_S,
     CallReverted,
@@ -301,6 +302,13 @@ def _result(
 
 def simulate(bundle: Path, rpc_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> SimulationResult:
     """Verify the bundle, simulate its SafeTx on the node at `rpc_url`, write simulation.json."""
+    manifest = json.loads((Path(bundle) / MANIFEST).read_bytes()) if (Path(bundle) / MANIFEST).is_file() else {}
+    if manifest.get("kind") == "emergency":  # the monitor's bundles carry their own expected post-state
+        from governance.watch_emergency import simulate_emergency
+
+        return simulate_emergency(
+            bundle, connect(rpc_url, expected_chain_id=int(manifest["chain_id"]), timeout_s=timeout_s, expected_by="the bundle")
+        )
     cb = load_chain_bundle(bundle, for_simulation=True)
     reader = connect(rpc_url, expected_chain_id=cb.chain_id, timeout_s=timeout_s, expected_by="the bundle")
     result = simulate_safe_tx(reader, cb)

@@ -11,7 +11,9 @@ file names for this bundle's safeTxHash; a simulation must name this bundle's ma
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 from governance.bundle import (
@@ -70,6 +72,43 @@ def _check_simulation(data: bytes, manifest_bytes: bytes, bundle: Path, *, requi
     return []
 
 
+# Rebuilds done by verify itself, keyed by the exact bytes of what a rebuild reads (inputs/ and the
+# manifest's seed, epoch and kind). A chain step verifies the same bundle again and again (simulate,
+# sign, execute, reconcile); each would otherwise recompute the epoch. Only verify's own rebuilds are
+# kept — never the build an epoch wrote — so the first verify in a process always recomputes from
+# inputs/ independently of the run that produced the bundle. A new process starts empty.
+_REBUILDS: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+_REBUILDS_KEPT = 4
+
+
+def _rebuild_key(core: dict[str, bytes], manifest: dict) -> str:
+    digest = hashlib.sha256()
+    for rel in sorted(r for r in core if r.startswith("inputs/")):
+        digest.update(rel.encode() + b"\0" + sha256(core[rel]).encode() + b"\0")
+    for field in ("kind", "seed", "epoch", "steward_version"):
+        digest.update(f"{field}={manifest.get(field)!r}\0".encode())
+    return digest.hexdigest()
+
+
+def _rebuild(core: dict[str, bytes], manifest: dict, bundle: Path) -> dict[str, bytes]:
+    key = _rebuild_key(core, manifest)
+    if key not in _REBUILDS:
+        _REBUILDS[key] = _rebuild_uncached(core, manifest, bundle)
+        while len(_REBUILDS) > _REBUILDS_KEPT:
+            _REBUILDS.popitem(last=False)
+    _REBUILDS.move_to_end(key)
+    return _REBUILDS[key]
+
+
+def _rebuild_uncached(core: dict[str, bytes], manifest: dict, bundle: Path) -> dict[str, bytes]:
+    """Every kind of bundle is rebuilt by the code that built it: an epoch, or the monitor's emergency."""
+    if manifest.get("kind") == "emergency":
+        from governance.watch_emergency import build_emergency_files, inputs_from_emergency_bundle
+
+        return build_emergency_files(inputs_from_emergency_bundle(core, bundle))
+    return build_files(inputs_from_bundle(core, bundle))
+
+
 def verify_bundle(bundle: Path, *, require_passed_simulation: bool = True) -> tuple[int, int]:
     """Return (core files, attachments) verified, or raise BundleError listing every problem.
 
@@ -82,7 +121,7 @@ def verify_bundle(bundle: Path, *, require_passed_simulation: bool = True) -> tu
     manifest = load_manifest(core, bundle)
     problems = check_against_manifest(core, manifest, bundle)
     try:
-        rebuilt = build_files(inputs_from_bundle(core, bundle))
+        rebuilt = _rebuild(core, manifest, bundle)
     except (StewardError, KeyError, ValueError) as exc:
         problems.append(f"{bundle}: cannot rebuild from inputs/ ({getattr(exc, 'cause', exc)})")
     else:

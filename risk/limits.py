@@ -6,6 +6,11 @@ Order, each step naming itself in `binding` when it changes the value:
 3. move at most the per-update change limit from the current value (the glide path counts how
    many such updates reach the target);
 4. Aave's consistency rules on the combined result: LT x (1 + bonus) <= 100% and LTV <= LT.
+
+The targets may carry what set them (`RuleTargets.reasons`, from the lending core's optimiser): that
+reason heads `binding`. A target only a DAO vote can reach — zero (a steward cannot set it), a pinned
+change limit, or a glide path longer than the lending core's `max_steward_updates` — is flagged
+`target_needs_governance` with the reason; this update's own value stays within the steward's limit.
 """
 
 from __future__ import annotations
@@ -81,18 +86,18 @@ def _step_cap(current: int, target: int, limit: ChangeLimit) -> tuple[int, int]:
 
 def _ratio_change(
     market: Market, state: MarketState, parameter: LendingParameter, raw: float | None, bound: Bound,
-    limit: ChangeLimit, rounding: str,
+    limit: ChangeLimit, rounding: str, reasons: tuple[str, ...] = (),
 ) -> tuple[Bps, Bps, list[str], int]:
     current: Bps = getattr(state, parameter.value)
     if raw is None or math.isnan(raw):
         return current, current, ["no liquidity data in the policy: kept"], 0
-    binding: list[str] = []
+    binding: list[str] = list(reasons)
     target = Bps.from_float(raw, rounding)  # type: ignore[arg-type]
     lo, hi = _bps_bounds(bound)
     if target > hi:
-        target, binding = hi, [f"bound: max {hi.value / 100:.2f}%"]
+        target, binding = hi, [*binding, f"bound: max {hi.value / 100:.2f}%"]
     elif target < lo:
-        target, binding = lo, [f"bound: min {lo.value / 100:.2f}%"]
+        target, binding = lo, [*binding, f"bound: min {lo.value / 100:.2f}%"]
     proposed, updates = _step_bps(current, target, limit)
     if proposed != target:
         binding.append(f"change limit: {_limit_text(limit)}")
@@ -110,7 +115,8 @@ def changes_for_market(policy: Policy, market: Market, state: MarketState, targe
         (P.LIQUIDATION_BONUS, targets.liquidation_bonus, "up"),
     ):
         out[parameter] = _ratio_change(
-            market, state, parameter, raw, getattr(bounds, parameter.value), limits.for_parameter(parameter), rounding
+            market, state, parameter, raw, getattr(bounds, parameter.value), limits.for_parameter(parameter), rounding,
+            targets.reason(parameter.value),
         )
 
     # Aave's consistency rules on the combination this update would write.
@@ -132,7 +138,7 @@ def changes_for_market(policy: Policy, market: Market, state: MarketState, targe
             out[parameter] = (current_cap, current_cap, ["no liquidity data in the policy: kept"], 0)
             continue
         target_tokens = round_cap_down(raw)
-        binding = []
+        binding = list(targets.reason(parameter.value))
         if target_tokens < 1:
             target_tokens, binding = 1, ["cap floor: 1 token (0 would mean no cap on Aave)"]
         proposed_tokens, updates = _step_cap(current_tokens, target_tokens, limits.for_parameter(parameter))
@@ -146,11 +152,14 @@ def changes_for_market(policy: Policy, market: Market, state: MarketState, targe
         )
 
     changes = []
+    core = policy.lending_core
+    max_updates = None if core is None else core.optimiser.max_steward_updates
     for parameter in P:
         proposed, target, binding, updates = out[parameter]
         current = getattr(state, parameter.value)
         limit = limits.for_parameter(parameter)
         zero = (proposed.value if isinstance(proposed, Bps) else proposed.raw) == 0  # type: ignore[union-attr]
+        governance = _target_route(current, target, updates, limit, max_updates)
         changes.append(
             ParameterChange(
                 market=market.symbol,
@@ -165,7 +174,29 @@ def changes_for_market(policy: Policy, market: Market, state: MarketState, targe
                 min_delay=limit.min_delay,
                 # Stewards cannot set caps, LTV, LT or LB to 0 (DOMAIN.md): that needs a DAO vote.
                 needs_governance=zero and proposed != current,
+                target_needs_governance=bool(governance),
+                governance_reason=governance,
             )
         )
     return tuple(changes)
+
+
+def _raw(value: object) -> int:
+    return value.value if isinstance(value, Bps) else value.raw  # type: ignore[attr-defined]
+
+
+def _target_route(current: object, target: object, updates: int, limit: ChangeLimit, max_updates: int | None) -> str:
+    """Why only a DAO vote reaches `target` ("" when steward updates can)."""
+    if target == current:
+        return ""
+    if _raw(target) == 0:
+        return "a steward cannot set it to 0"
+    pinned = (limit.max_absolute is not None and limit.max_absolute.to_bps("down").value == 0) or (
+        limit.max_relative is not None and limit.max_relative.value == 0 and _raw(current) != 0
+    )
+    if pinned:
+        return "its change limit is 0: steward updates cannot move it"
+    if max_updates is not None and updates > max_updates:
+        return f"{updates} steward updates exceed the policy's max_steward_updates ({max_updates})"
+    return ""
 

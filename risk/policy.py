@@ -32,6 +32,9 @@ from risk.fields import (
     ratio_in,
     usd_in,
 )
+from risk.policy_governor import GovernorPolicy
+from risk.policy_lending import LendingCore
+from risk.policy_routing import Routing
 from risk.units import Duration, Ratio
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
@@ -295,13 +298,30 @@ class Policy(Model):
 
     version: Literal[1] = Field(description="Format version; only 1 exists.")
     venue: Venue
-    markets: tuple[Market, ...] = Field(min_length=1)
-    risk_appetite: RiskAppetite
+    markets: tuple[Market, ...] = Field(default=(), min_length=1, description="Lending markets (lending venues).")
+    risk_appetite: RiskAppetite | None = Field(default=None, description="Required for lending venues.")
     bounds: LendingBounds = LendingBounds()
     change_limits: ChangeLimits = ChangeLimits()
     scenarios: Scenarios = Scenarios()
     data: DataPolicy = DataPolicy()
     snapshot: SnapshotSource | None = None
+    routing: Routing | None = Field(default=None, description="Steward / Safe / governance routing (risk.routing).")
+    governor: GovernorPolicy | None = Field(default=None, description="The DAO governor for `steward propose --governor`.")
+    lending_core: LendingCore | None = Field(default=None, description="Lending risk core: books, scenarios, optimiser (risk.optimize); without it the foundation rule applies.")
+    perps: PerpSection | None = Field(default=None, description="Perpetual markets (perps venues), see risk/policy_derivatives.py.")
+    options: OptionSection | None = Field(default=None, description="Option markets (options venues), see risk/policy_derivatives.py.")
+
+    @model_validator(mode="after")
+    def _sections_for_the_venue(self) -> Self:
+        kind = self.venue.kind
+        needed = {VenueKind.LENDING: ("markets", "risk_appetite"), VenueKind.PERPS: ("perps",), VenueKind.OPTIONS: ("options",)}[kind]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"{'an' if kind is VenueKind.OPTIONS else 'a'} {kind} venue needs {' and '.join(missing)}")
+        foreign = [name for name in ("markets", "perps", "options") if name not in needed and getattr(self, name)]
+        if foreign:
+            raise ValueError(f"{'an' if kind is VenueKind.OPTIONS else 'a'} {kind} venue has no {' or '.join(foreign)} section; remove it or change venue.kind")
+        return self
 
     @field_validator("version", mode="before")
     @classmethod
@@ -339,3 +359,6 @@ class Policy(Model):
     @property
     def as_of(self) -> dt.datetime | None:
         return self.scenarios.as_of
+
+
+import risk.policy_derivatives  # noqa: F401 - defines PerpSection and OptionSection (built on the models above) and completes Policy

@@ -1,7 +1,7 @@
 """The foundation's lending rule: volatility in, target LTV / threshold / bonus / caps out.
 
-A documented closed-form rule, simple on purpose; the optimiser of the lending risk core replaces it
-behind the same output (`RuleTargets`). For each market, with hourly volatility sigma from the
+A documented closed-form rule, simple on purpose; the lending risk core (`risk.optimize`, used when
+the policy has a `lending_core` section) replaces it behind the same output (`RuleTargets`). For each market, with hourly volatility sigma from the
 policy's volatility model and z the normal quantile of the policy's coverage:
 
 * adverse move over the liquidation horizon H:   d_H = 1 - exp(-z * sigma * sqrt(H))
@@ -40,6 +40,15 @@ class RuleTargets:
     adverse_move_horizon: float
     adverse_move_ltv_buffer: float
     slippage: float | None
+    # What set each target, by parameter name (the lending core's binding constraints); a parameter
+    # without an entry reads "rule" when nothing else binds it.
+    reasons: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def reason(self, parameter: str) -> tuple[str, ...]:
+        for name, why in self.reasons:
+            if name == parameter:
+                return why
+        return ()
 
 
 def adverse_move(sigma_per_step: float, steps: float, coverage: float) -> float:

@@ -162,3 +162,24 @@ def test_calls_in_every_artefact_agree(demo_bundle: Path) -> None:
     safe_tx = safe_tx_from_json(json.loads(files["safe-tx.json"]))
     assert [(c.to, c.value, c.data) for c in inner_calls(safe_tx)] == calls
     assert batch["createdAt"] == 1698710400000  # 2023-10-31T00:00Z, the data's as-of, not the clock
+
+
+def test_verify_recomputes_once_per_distinct_inputs(demo_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chain steps verify the same bundle repeatedly: the rebuild is done once, and never skipped."""
+    from governance import verify as verify_mod
+
+    monkeypatch.setattr(verify_mod, "_REBUILDS", type(verify_mod._REBUILDS)())
+    calls = {"n": 0}
+    real = verify_mod._rebuild_uncached
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verify_mod, "_rebuild_uncached", counting)
+    verify_mod.verify_bundle(demo_bundle)
+    verify_mod.verify_bundle(demo_bundle)
+    assert calls["n"] == 1
+    other = _epoch(tmp_path, "--seed", "7")  # different inputs/prices.csv → a new rebuild
+    verify_mod.verify_bundle(other)
+    assert calls["n"] == 2

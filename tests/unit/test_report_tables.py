@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from unittest import mock
 
+import numpy as np
 import pytest
 
 from governance import pipeline
@@ -38,7 +39,12 @@ PARAMETER_OF_LABEL = {
     "Borrow cap": "borrow_cap",
 }
 MARKET_HEADER = ["Parameter", "Current", "Proposed", "Change", "Target", "Updates to target", "Limit per update", "Binding constraint"]
-GLIDE_HEADER = ["Market", "Parameter", "Target", "Updates", "Earliest (days)"]
+GLIDE_HEADER = ["Market", "Parameter", "Target", "Updates", "Earliest (days)", "Route to target"]
+RISK_HEADER = ["Figure", "Limit", "Current", "Proposed", "Target"]
+INTERVAL_HEADER = ["Parameter", "Target", "Low", "High", "Level", "Basis"]
+SENSITIVITY_HEADER = ["Parameter", "Range simulated", "VaR95", "EVaR99", "Expected shortfall", "Insolvency probability"]
+PEERS_HEADER = ["Market", "Threshold (ours)", "LTV (ours)", "Bonus (ours)", "Risk DAO CF", "Risk DAO mean max drop", "Gauntlet LLTV",
+                "99% monthly drawdown", "Morpho bonus at our threshold"]
 
 
 @lru_cache(maxsize=1)
@@ -95,6 +101,7 @@ class Seen:
     tables: list[Table] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     metrics: dict[str, str] = field(default_factory=dict)  # market → its metrics sentence
+    bindings: dict[str, str] = field(default_factory=dict)  # market → the lending core's binding sentence
     summary: str = ""
     safe_hash: str = ""
     safe_line: str = ""
@@ -143,6 +150,8 @@ def parse_markdown(text: str) -> Seen:
             seen.actions.append(Action(*m.groups()))
         if line.startswith("Oracle price"):
             seen.metrics[section] = line
+        if line.startswith("Binding constraint of the threshold:"):
+            seen.bindings[section.split(":")[0]] = line
         if line.startswith("**Summary.**"):
             seen.summary = line.removeprefix("**Summary.**").strip()
         if m := re.search(r"safeTxHash `(0x[0-9a-fA-F]{64})`", line):
@@ -214,7 +223,7 @@ def html_tree(text: str) -> Node:
 
 def _sections(root: Node) -> Iterator[tuple[str, Node]]:
     for s in root.iter("section"):
-        heading = next((c for c in s.children if isinstance(c, Node) and c.tag in ("h2", "h3")), None)
+        heading = next((c for c in s.children if isinstance(c, Node) and c.tag in ("h2", "h3", "h4")), None)
         if heading is not None:
             yield _squash(heading.text()), s
 
@@ -233,8 +242,10 @@ def parse_html(text: str) -> Seen:
             header = [_squash(th.text()) for th in t.iter("th")]
             rows = [[_squash(td.text()) for td in tr.iter("td")] for tr in t.find("tbody").iter("tr")]
             seen.tables.append(Table(name, header, rows))
-        if "market" in section.attrs.get("class", ""):
+        if "market" in section.attrs.get("class", "").split():
             seen.metrics[name] = _squash(section.find("p", cls="metrics").text())
+        if "risk" in section.attrs.get("class", "").split():
+            seen.bindings[name.split(":")[0]] = _squash(section.find("p", cls="binding").text())
         if "call" in section.attrs.get("class", ""):
             seen.calldata[name] = section.find("pre", cls="calldata").text()
     for li in root.find("ol", cls="actions").iter("li"):
@@ -329,11 +340,12 @@ def test_glide_table_lists_exactly_the_multi_update_changes(fmt: str) -> None:
     }
     assert expected, "the demo epoch should have a glide path to check"
     assert sorted((r[0], r[1]) for r in table.rows) == sorted(expected) and len(table.rows) == len(expected)
-    for market, parameter, target, updates, days in table.rows:
+    for market, parameter, target, updates, days, route in table.rows:
         p = expected[(market, parameter)]
         assert value_of(target) == raw(p["target"])
         assert int(updates) == p["updates_to_target"]
         assert int(days) == round(p["updates_to_target"] * Duration.parse(p["min_delay"]).seconds / 86400)
+        assert route == (f"DAO vote: {p['governance_reason']}" if p["target_needs_governance"] else "steward updates")
 
 
 METRIC_SENTENCE = re.compile(
@@ -451,3 +463,169 @@ def test_markdown_and_html_show_the_same_tables_and_actions() -> None:
     assert [(t.section, t.header, t.rows) for t in md.tables] == [(t.section, t.header, t.rows) for t in html.tables]
     assert md.actions == html.actions
     assert md.metrics == html.metrics
+
+
+# --- the lending core's sections: risk figures, confidence, sensitivity, peers ------------------------
+
+
+def _shown_number(cell: str) -> tuple[str, float]:
+    """'$1,234' → ('1234', 1); '-$12.50' → ('12.50', -1); '0.725%' → ('0.725', 1)."""
+    m = re.fullmatch(r"([+-]?)\$?([\d,]+(?:\.\d+)?)(%| pp)?", cell)
+    assert m, f"not a number: {cell!r}"
+    return m.group(2).replace(",", ""), -1.0 if m.group(1) == "-" else 1.0
+
+
+def check_shown(cell: str, exact: float, scale: float = 1.0) -> None:
+    digits, sign = _shown_number(cell)
+    assert close_to_shown(digits, sign * exact, scale), (cell, exact)
+
+
+FIGURE_KEYS = {
+    "VaR95 (share of borrows)": ("var95_share", 100),
+    "EVaR99 (share of borrows)": ("evar99_share", 100),
+    "Insolvency probability": ("insolvency_probability", 100),
+    "Expected shortfall, worst 5% (USD)": ("expected_shortfall_usd", 1),
+    "Liquidations at risk, 95% (USD)": ("liquidations_at_risk_usd", 1),
+}
+
+
+def _core_markets() -> dict[str, Any]:
+    markets = {s: m for s, m in bundle_json("recommendation.json")["markets"].items() if "risk" in m}
+    assert markets, "the demo epoch runs the lending core: every market has a risk section"
+    return markets
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_risk_figures_equal_recommendation_json(fmt: str) -> None:
+    for symbol, market in _core_markets().items():
+        risk = market["risk"]
+        table = seen(fmt).table(f"{symbol}: risk at today's, proposed and target parameters")
+        assert table.header == RISK_HEADER
+        assert [row[0] for row in table.rows] == list(FIGURE_KEYS)
+        for label, limit, *columns in table.rows:
+            key, scale = FIGURE_KEYS[label]
+            limit_key = key if key in risk["limits"] else None
+            if limit_key is None:
+                assert limit == "—"
+            else:
+                check_shown(limit, risk["limits"][limit_key], 100)
+            for cell, which in zip(columns, ("current", "proposed", "target"), strict=True):
+                figures = risk["figures"][which]
+                if figures is None:
+                    assert cell == "—"
+                else:
+                    check_shown(cell, figures[key], scale)
+
+
+BINDING_SENTENCE = re.compile(r"Binding constraint of the threshold: (.+)\. Objective (\w+): ([\d.]+)(%|x) at the target(?: — no admissible threshold meets the risk appetite)?; "
+                              r"(\d+) simulations on the same paths and book draws(?:; (\d+)% of path resamples choose the same threshold)?\.")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_binding_sentence_names_the_constraint_that_binds_the_threshold(fmt: str) -> None:
+    markets = _core_markets()
+    assert sorted(seen(fmt).bindings) == sorted(markets)
+    for symbol, market in markets.items():
+        m = BINDING_SENTENCE.fullmatch(seen(fmt).bindings[symbol])
+        assert m, seen(fmt).bindings[symbol]
+        risk = market["risk"]
+        assert m.group(1) == risk["binding"] == market["parameters"]["liquidation_threshold"]["binding"][0]
+        assert m.group(2) == risk["objective"]["name"]
+        check_shown(m.group(3), risk["objective"]["value"], 100 if m.group(4) == "%" else 1)
+        assert int(m.group(5)) == risk["simulations"]
+        if m.group(6) is not None:
+            check_shown(m.group(6), risk["resample_agreement"], 100)
+
+
+INTERVAL_PARAMETER = {"Liquidation threshold": "liquidation_threshold", "LTV": "ltv", "Liquidation bonus": "liquidation_bonus",
+                      "Supply cap": "supply_cap", "Borrow cap": "borrow_cap"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_confidence_intervals_equal_recommendation_json(fmt: str) -> None:
+    for symbol, market in _core_markets().items():
+        confidence = market["risk"]["confidence"]
+        table = seen(fmt).table(f"{symbol}: confidence intervals")
+        assert table.header == INTERVAL_HEADER
+        assert sorted(INTERVAL_PARAMETER[r[0]] for r in table.rows) == sorted(confidence)
+        for label, point, low, high, level, basis in table.rows:
+            ci = confidence[INTERVAL_PARAMETER[label]]
+            for cell, key in ((point, "point"), (low, "low"), (high, "high")):
+                shown = value_of(cell)
+                assert shown.get("bps", shown.get("tokens")) == ci[key], (symbol, label, key)
+            assert ci["low"] <= ci["point"] <= ci["high"]
+            check_shown(level, ci["level"], 100)
+            assert basis == ci["note"]
+        # the interval's point is the recommendation's own target
+        for name in ("liquidation_threshold", "ltv", "liquidation_bonus"):
+            assert confidence[name]["point"] == market["parameters"][name]["target"]["bps"]
+        for name in ("supply_cap", "borrow_cap"):
+            assert confidence[name]["point"] == market["parameters"][name]["target"]["tokens"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sensitivity_rows_equal_recommendation_json(fmt: str) -> None:
+    for symbol, market in _core_markets().items():
+        sens = market["risk"]["sensitivity"]
+        table = seen(fmt).table(f"{symbol}: sensitivity per +1 bps at the target")
+        assert table.header == SENSITIVITY_HEADER
+        assert sorted(INTERVAL_PARAMETER[r[0]] for r in table.rows) == sorted(sens)
+        for label, span, var95, evar99, shortfall, insolvency in table.rows:
+            x = sens[INTERVAL_PARAMETER[label]]
+            lo, hi = re.fullmatch(r"(\d+\.\d{2}%) \.\. (\d+\.\d{2}%)", span).groups()  # type: ignore[union-attr]
+            assert (value_of(lo)["bps"], value_of(hi)["bps"]) == (x["low_bps"], x["high_bps"])
+            check_shown(var95, x["var95_per_bps_usd"])
+            check_shown(evar99, x["evar99_per_bps_usd"])
+            check_shown(shortfall, x["expected_shortfall_per_bps_usd"])
+            check_shown(insolvency, x["insolvency_probability_per_bps"], 100)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_peers_table_equals_recommendation_json(fmt: str) -> None:
+    markets = _core_markets()
+    table = seen(fmt).table("Peers on the same inputs")
+    assert table.header == PEERS_HEADER
+    assert sorted(r[0] for r in table.rows) == sorted(markets) and len(table.rows) == len(markets)
+    for symbol, lt, ltv, bonus, riskdao, md, lltv, drawdown, morpho in table.rows:
+        market = markets[symbol]
+        peers, params = market["risk"]["peers"], market["parameters"]
+        assert value_of(lt) == raw(params["liquidation_threshold"]["target"])
+        assert value_of(ltv) == raw(params["ltv"]["target"])
+        assert value_of(bonus) == raw(params["liquidation_bonus"]["target"])
+        check_shown(riskdao, peers["riskdao"]["collateral_factor"], 100)
+        check_shown(md, peers["riskdao"]["mean_max_drop"], 100)
+        assert peers["riskdao"]["collateral_factor"] == pytest.approx(1 - peers["riskdao"]["mean_max_drop"] - peers["riskdao"]["incentive"])
+        if peers["gauntlet_morpho_lltv"]["lltv"] == 0:
+            assert lltv == "none"
+        else:
+            check_shown(lltv, peers["gauntlet_morpho_lltv"]["lltv"], 100)
+        check_shown(drawdown, peers["gauntlet_morpho_lltv"]["drawdown_99_monthly"], 100)
+        check_shown(morpho, peers["morpho_lif_at_recommended_threshold"] - 1, 100)
+
+
+def test_tornado_and_loss_charts_draw_the_numbers_of_recommendation_json() -> None:
+    markets = _core_markets()
+    charts = {c.symbol: c for c in demo_context()["charts"]}
+    html = demo_bundle()["report.html"].decode()
+    drawn = 0
+    for symbol, market in markets.items():
+        sens = market["risk"]["sensitivity"]
+        t = charts[symbol].tornado
+        moves = any(s["expected_shortfall_usd"]["low"] != s["expected_shortfall_usd"]["base"]
+                    or s["expected_shortfall_usd"]["high"] != s["expected_shortfall_usd"]["base"] for s in sens.values())
+        assert (t is not None) == moves == (f'id="tornado-{symbol}"' in html)
+        if t is not None:
+            drawn += 1
+            names, low, high, base = t
+            by_label = {INTERVAL_PARAMETER[n.rsplit(" ", 3)[0]]: (lo, hi) for n, lo, hi in zip(names, low, high, strict=True)}
+            for name, (lo, hi) in by_label.items():
+                assert (lo, hi) == (sens[name]["expected_shortfall_usd"]["low"], sens[name]["expected_shortfall_usd"]["high"])
+                assert base == sens[name]["expected_shortfall_usd"]["base"]
+        losses = charts[symbol].losses
+        if losses is not None:
+            current, proposed = losses
+            figures = market["risk"]["figures"]
+            assert float(np.quantile(current, 0.95)) == pytest.approx(figures["current"]["var95_usd"])
+            assert float(np.quantile(proposed, 0.95)) == pytest.approx(figures["proposed"]["var95_usd"])
+        assert (losses is not None) == (f'id="losses-{symbol}"' in html)
+    assert drawn, "the demo has a market whose shortfall moves with its parameters"
