@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,9 @@ from risk.policy_governor import GovernorPolicy
 from risk.policy_lending import LendingCore
 from risk.policy_routing import Routing
 from risk.units import Duration, Ratio
+
+if TYPE_CHECKING:  # resolved at run time by risk.policy_derivatives (Policy.model_rebuild)
+    from risk.policy_derivatives import OptionSection, PerpSection
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
