@@ -17,11 +17,14 @@ returns the ``<svg>`` element as a string. The report only calls the functions w
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
 import matplotlib
@@ -47,6 +50,46 @@ _WIDTH_IN = 8.0
 
 class ChartError(StewardError):
     """Arrays a chart cannot be drawn from (shape, length or non-finite values)."""
+
+
+# Drawing is a pure function of a chart's data, and matplotlib takes ~0.4 s a chart: a process that
+# builds the same report twice (an epoch and its verify, the test suite) draws each chart once. The
+# key is every argument's exact bytes; two separate processes still draw independently (and a test
+# holds their SVGs byte-identical).
+_DRAWN: OrderedDict[str, str] = OrderedDict()
+_DRAWN_KEPT = 128
+
+
+def _fingerprint(value: object, digest: Any) -> None:
+    if isinstance(value, np.ndarray):
+        digest.update(f"ndarray{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__}[{len(value)}]".encode())
+        for item in value:
+            _fingerprint(item, digest)
+    elif hasattr(value, "__dataclass_fields__"):
+        digest.update(type(value).__name__.encode())
+        for name in value.__dataclass_fields__:
+            _fingerprint(getattr(value, name), digest)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def _memoised(draw_chart: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(draw_chart)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        digest = hashlib.sha256(draw_chart.__name__.encode())
+        _fingerprint(args, digest)
+        _fingerprint(tuple(sorted(kwargs.items())), digest)
+        key = digest.hexdigest()
+        if key not in _DRAWN:
+            _DRAWN[key] = draw_chart(*args, **kwargs)
+            while len(_DRAWN) > _DRAWN_KEPT:
+                _DRAWN.popitem(last=False)
+        return _DRAWN[key]
+
+    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +199,7 @@ def percent_tick(x: float, _pos: object = None) -> str:
     return f"{x:.1f}%"
 
 
+@_memoised
 def price_levels(salt: str, times: np.ndarray, prices_usd: np.ndarray, levels: Sequence[Level], *, title: str) -> str:
     """Price history with horizontal levels (e.g. the liquidation price of a position at max LTV).
 
@@ -192,6 +236,7 @@ def price_levels(salt: str, times: np.ndarray, prices_usd: np.ndarray, levels: S
     return _render(salt, title, 3.8, draw)
 
 
+@_memoised
 def glide_path(salt: str, panels: Sequence[GlidePanel], *, title: str) -> str:
     """Small multiples, one per parameter: its value after each update, today and this proposal marked."""
     if not panels:
@@ -234,6 +279,7 @@ def glide_path(salt: str, panels: Sequence[GlidePanel], *, title: str) -> str:
     return _render(salt, title, 1.15 + 2.2 * rows, draw)
 
 
+@_memoised
 def loss_distribution(salt: str, before: np.ndarray, after: np.ndarray, *, unit: str, quantile: float, title: str) -> str:
     """Two loss distributions over the same scenarios (current vs proposed parameters), quantile marked.
 
@@ -260,6 +306,7 @@ def loss_distribution(salt: str, before: np.ndarray, after: np.ndarray, *, unit:
     return _render(salt, title, 3.2, draw)
 
 
+@_memoised
 def tornado(salt: str, names: Sequence[str], low: np.ndarray, high: np.ndarray, base: float, *, unit: str, title: str) -> str:
     """Sensitivity tornado: the output when each input moves to its low / high value, widest bar on top.
 

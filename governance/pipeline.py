@@ -22,6 +22,7 @@ from governance import jsonio
 from governance.bundle import MANIFEST, BundleError, sha256
 from governance.calls import Call, decode_call
 from governance.governor import governor_files
+from governance.price_files import PriceFiles
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
 from governance.safe import (
@@ -31,7 +32,7 @@ from governance.safe import (
     safe_tx_json,
 )
 from governance.venues import aave_v3
-from risk.data import DataOptions, Repair, load_prices_file, load_series
+from risk.data import DataOptions, Repair, load_series
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.market import MarketData, align
@@ -120,10 +121,13 @@ def _synthetic_market(policy: Policy, snapshot: VenueSnapshot, seed: int) -> Mar
     return MarketData(step_seconds=step, times=times, symbols=symbols, prices=np.column_stack([paths[s] for s in symbols]))
 
 
-def _file_series(policy: Policy, data_dir: Path) -> tuple[list[Any], tuple[Source, ...], tuple[Repair, ...]]:
+def _file_series(
+    policy: Policy, data_dir: Path, files: PriceFiles | None = None
+) -> tuple[list[Any], tuple[Source, ...], tuple[Repair, ...]]:
     """Each market's validated series (each file parsed once), with the files' hashes and the repairs made."""
     options = _data_options(policy)
-    series, repairs, sources, tables = [], [], {}, {}
+    files = PriceFiles() if files is None else files
+    series, repairs, sources = [], [], {}
     for market in policy.markets:
         src = market.price_source
         assert isinstance(src, FilePriceSource)
@@ -133,12 +137,11 @@ def _file_series(policy: Policy, data_dir: Path) -> tuple[list[Any], tuple[Sourc
                 f"market {market.symbol}: price file {src.file} not found under {data_dir}",
                 "pass --data DIR (default ../shared/data, or set STEWARD_DATA)",
             )
-        if src.file not in tables:  # several markets often share one long file: parse it once
-            tables[src.file] = load_prices_file(path, name=src.file)
-        s, r = load_series(tables[src.file], symbol=src.symbol, column=src.column, options=options, name=src.file)
+        table, digest = files.load(path, src.file)  # markets (and policies) often share one file: parse it once
+        s, r = load_series(table, symbol=src.symbol, column=src.column, options=options, name=src.file)
         series.append(_renamed(s, market.symbol))
         repairs.extend(r)
-        sources[src.file] = Source(src.file, sha256(path.read_bytes()))
+        sources[src.file] = Source(src.file, digest)
     return series, tuple(sources[k] for k in sorted(sources)), tuple(repairs)
 
 
@@ -202,6 +205,7 @@ def gather_inputs(
     seed: int | None = None,
     epoch: str | None = None,
     snapshot: VenueSnapshot | None = None,
+    price_files: PriceFiles | None = None,
 ) -> EpochInputs:
     """Read everything an epoch needs and pin it: the canonical prices are what the epoch computes on.
 
@@ -230,7 +234,7 @@ def gather_inputs(
     if demo:
         market, sources, repairs = _synthetic_market(policy, snapshot, seed), (), ()
     else:
-        series, sources, repairs = _file_series(policy, data_dir or default_data_dir())
+        series, sources, repairs = _file_series(policy, data_dir or default_data_dir(), price_files)
         max_gap = policy.data.max_gap.seconds
         market = align(series, policy.scenarios.step.seconds, max_gap_seconds=max_gap)
         span = history_span(policy)  # the crash windows the lending core replays, if any

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
@@ -113,7 +115,20 @@ def test_chart_colours_read_on_both_page_backgrounds() -> None:
 
 def test_rendering_twice_gives_the_same_bytes() -> None:
     context = demo_context()
-    assert render_html(context) == render_html(context) == demo_bundle()["report.html"]
+    charts._DRAWN.clear()  # draw for real both times (charts are memoised per process)
+    first = render_html(context)
+    charts._DRAWN.clear()
+    assert first == render_html(context) == demo_bundle()["report.html"]
+
+
+def test_a_separate_process_draws_the_same_report() -> None:
+    code = (
+        "import sys\n"
+        "from governance.pipeline import build_files, gather_inputs\n"
+        "sys.stdout.buffer.write(build_files(gather_inputs(None))['report.html'])\n"
+    )
+    drawn = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=300).stdout
+    assert drawn == demo_bundle()["report.html"]
 
 
 def test_a_report_without_chart_data_draws_no_chart() -> None:
@@ -209,6 +224,7 @@ def test_loss_distribution_and_tornado_draw_labelled_deterministic_svgs() -> Non
     rng = np.random.default_rng(7)
     before, after = rng.lognormal(10, 1, 2000), rng.lognormal(9.5, 1, 2000)
     a = charts.loss_distribution("loss-X", before, after, unit="USD", quantile=0.95, title="Bad debt")
+    charts._DRAWN.clear()
     assert a == charts.loss_distribution("loss-X", before, after, unit="USD", quantile=0.95, title="Bad debt")
     texts = svg_texts(html_tree(a).find("svg"))
     assert "Loss per scenario (USD)" in texts and "Scenarios (count)" in texts
