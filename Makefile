@@ -16,7 +16,7 @@ $(BIN)/python:
 # Pinned: every package comes from requirements.lock (regenerate with `make lock`).
 $(PY_STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,ray]'
 	touch $@
 
 # Dev tools from npm (anvil, solc, contract artifacts): exact versions in package.json, tree in
@@ -44,7 +44,7 @@ demo: install
 
 test: install $(CHROMIUM)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --durations=25
 
 bench: install
 	$(BIN)/python -m benchmarks.run
@@ -58,7 +58,7 @@ golden: install
 	$(BIN)/python -m pytest -q tests/golden --update-golden
 
 lock: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^steward' > requirements.lock
 
 clean:

@@ -98,7 +98,7 @@ def schema() -> None:
 
 def _run_epoch(
     policy: Path | None, data: Path | None, snapshot: Path | None, seed: int | None, out_dir: Path, epoch: str | None,
-    rpc: str | None = None, block: int | None = None,
+    rpc: str | None = None, block: int | None = None, executor: str = "serial",
 ) -> Path:
     from governance.bundle import write_bundle
     from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
@@ -126,14 +126,19 @@ def _run_epoch(
         )
     target = bundle_dir(out_dir, inputs)
     with err.status(f"computing {len(inputs.market.symbols)} market(s) and packaging…"):
-        files = build_files(inputs)
+        from governance.executors import make_executor
+
+        with make_executor(executor) as ex:  # the same bytes whatever runs the tasks
+            files = build_files(inputs, task_map=ex.map)
         write_bundle(files, target)
     return target
 
 
 @app.command()
 def epoch(
-    policy: Annotated[Path | None, typer.Argument(help="Policy file; default: the embedded demo venue.")] = None,
+    policies: Annotated[
+        list[Path] | None, typer.Argument(help="Policy file(s); default: the embedded demo venue.", show_default=False)
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Market data folder (default ../shared/data or $STEWARD_DATA).")] = None,
     snapshot: Annotated[Path | None, typer.Option(help="Current parameters: Steward JSON or Aave reserves CSV.")] = None,
     rpc: Annotated[str | None, typer.Option(help="Read current parameters from this node instead (pinned into inputs/).")] = None,
@@ -141,11 +146,30 @@ def epoch(
     seed: Annotated[int | None, typer.Option(help="Override the policy's seed.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where bundles go.")] = Path("proposals"),
     epoch_name: Annotated[str | None, typer.Option("--epoch", help="Bundle folder name; default the data's end date.")] = None,
+    executor: Annotated[
+        str, typer.Option(envvar="STEWARD_EXECUTOR", help="serial | local[:N] | ray[:N] | ray://HOST:PORT (same bytes on each).")
+    ] = "local",
 ) -> None:
-    """Run one epoch and write its bundle to OUT/<venue>/<epoch>/."""
+    """Run one epoch per policy and write each bundle to OUT/<venue>/<epoch>/ (several share loaded data)."""
 
     def body() -> None:
-        target = _run_epoch(policy, data, snapshot, seed, out_dir, epoch_name, rpc, block)
+        if policies and len(policies) > 1:
+            if snapshot is not None or rpc is not None or block is not None:
+                raise StewardError("--snapshot/--rpc/--block name one venue's state", "run several policies without them")
+            from governance.executors import make_executor
+            from governance.multi_epoch import run_epochs
+
+            with make_executor(executor) as ex:
+                done = run_epochs(
+                    policies, data_dir=data, out_dir=out_dir, executor=ex, seed=seed, epoch=epoch_name,
+                    say=lambda line: err.print(line, markup=False),
+                )
+            for run in done.runs:
+                out.print(f"bundle: {run.bundle}")
+            err.print(f"price files parsed: {done.files_read}, reused: {done.files_reused}", markup=False)
+            return
+        policy = policies[0] if policies else None
+        target = _run_epoch(policy, data, snapshot, seed, out_dir, epoch_name, rpc, block, executor)
         out.print(f"bundle: {target}")
 
     guarded(body)

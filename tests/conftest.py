@@ -37,3 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _serial_executor_by_default() -> None:
+    """CLI epochs in tests run serially unless a test picks an executor: starting worker processes
+    costs seconds per run, and the executor tests prove every executor gives the same bytes."""
+    os.environ.setdefault("STEWARD_EXECUTOR", "serial")
