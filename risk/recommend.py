@@ -30,6 +30,7 @@ from risk.optimize import (
     optimise,
 )
 from risk.parallel import TaskMap, serial_map
+from risk.parallel_lending import PathSource, column_paths
 from risk.peers import (
     gauntlet_lltv,
     monthly_drawdown_quantile,
@@ -205,7 +206,7 @@ def _core_recommendation(
     annual = vol.annualised()
     order = [m.symbol for m in policy.markets]
     tasks = [
-        _MarketTask(policy, _priced(snapshot, symbol), np.ascontiguousarray(scenarios.relative[:, :, j]), np.ascontiguousarray(prices[:, j]),
+        _MarketTask(policy, _priced(snapshot, symbol), scenarios.sources, np.ascontiguousarray(prices[:, j]),
                     step_seconds, order.index(symbol), vol.sigma_per_step[j], float(annual[j]), vol.observations)
         for j, symbol in enumerate(symbols)
     ]
@@ -219,7 +220,7 @@ class _MarketTask:
 
     policy: Policy
     state: MarketState
-    paths: np.ndarray
+    sources: tuple[PathSource, ...]  # the paths are drawn in the task: only this market's column is kept
     prices: np.ndarray
     step_seconds: int
     index: int  # position in the policy's markets: the key of its book and bootstrap seeds
@@ -232,7 +233,8 @@ def _market_recommendation(task: _MarketTask) -> MarketRecommendation:
     """Optimise, bound and limit one market (module-level, for a `TaskMap`); seeded by its policy index only."""
     policy, state = task.policy, task.state
     market = policy.market(state.symbol)
-    analysis, targets, ev = _analyse(policy, market, state, task.paths, task.prices, task.step_seconds, task.index)
+    paths = column_paths(task.sources, state.symbol)
+    analysis, targets, ev = _analyse(policy, market, state, paths, task.prices, task.step_seconds, task.index)
     vol = VolEstimate((task.sigma_per_step,), task.step_seconds, "", task.observations)
     metrics = _metrics(policy, state, vol, 0, task.sigma_annualised, task.step_seconds, analysis.incentive.slippage)
     changes = changes_for_market(policy, market, state, targets)
@@ -245,7 +247,7 @@ def _core_method(policy: Policy, vol: VolEstimate, scenarios: EpochScenarios, st
     opt = core.optimiser
     text = {
         "vol": vol.model, "scenarios": "; ".join(f"{p.name} ({p.paths:,} paths)" for p in scenarios.parts),
-        "paths": scenarios.relative.shape[0], "steps": scenarios.steps, "step": f"{step_seconds // 60} min",
+        "paths": scenarios.paths, "steps": scenarios.steps, "step": f"{step_seconds // 60} min",
         "cascade": "" if opt.cascade else " (cascade off)", "objective": ra.objective.value, "var95": ra.var95_max,
         "evar99": ra.evar99_max, "insolvency": ra.insolvency_probability_max, "gas": opt.gas,
         "margin": ra.min_incentive_over_slippage, "buffer": opt.ltv_buffer, "below": opt.below_feasible, "step_lt": opt.lt_step,

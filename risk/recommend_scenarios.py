@@ -31,7 +31,8 @@ from risk.market import MarketData
 from risk.policy import Policy
 from risk.policy_lending import per_step
 from risk.recommendation import ScenarioPart
-from risk.scenarios import ScenarioSet, simulate
+from risk.parallel_lending import ChunkedScenarios, FixedScenarios, PathSource
+from risk.scenarios import ScenarioSet
 from risk.scenarios_hist import CrashWindow, FilteredHistorical, crash_windows
 from risk.scenarios_mc import Depeg, MonteCarlo
 from risk.vol import EWMA, VolEstimate
@@ -42,11 +43,19 @@ CORRELATION_DECIMALS = 9
 
 @dataclass(frozen=True, eq=False)
 class EpochScenarios:
-    """Joint relative paths (paths, steps + 1, markets) in the order of the epoch's symbols, and their parts."""
+    """The epoch's scenario parts as sources a task draws chunk by chunk (`risk.parallel_lending`), in pooled order.
 
-    relative: np.ndarray
+    Nothing is drawn here: `risk.parallel_lending.column_paths(sources, symbol)` gives one market's
+    paths (paths, steps + 1), bit for bit the column of the joint set `risk.scenarios.simulate` draws.
+    """
+
+    sources: tuple[PathSource, ...]
     steps: int
     parts: tuple[ScenarioPart, ...]
+
+    @property
+    def paths(self) -> int:
+        return sum(s.paths for s in self.sources)
 
 
 def _unix(t: dt.datetime) -> int:
@@ -159,19 +168,18 @@ def build_scenarios(
     steps = horizon // step_seconds
     returns = np.diff(np.log(prices), axis=0)
     seed = policy.scenarios.seed
-    sets: list[ScenarioSet] = []
+    sets: list[PathSource] = []
     if core.monte_carlo.paths:
-        sets.append(simulate(_monte_carlo(policy, symbols, step_seconds, returns, vol), seed=seed, paths=core.monte_carlo.paths, steps=steps))
+        sets.append(ChunkedScenarios(_monte_carlo(policy, symbols, step_seconds, returns, vol), seed, core.monte_carlo.paths, steps))
     if core.filtered_historical.paths:
         ewma = EWMA(half_life_steps=policy.scenarios.volatility.half_life.seconds / step_seconds)
         fhs = FilteredHistorical.from_returns(symbols, step_seconds, returns, ewma.conditional_sigma(returns), np.array(vol.sigma_per_step),
                                               source=f"{returns.shape[0]} lookback returns, EWMA-standardised")
         fhs_seed = int(np.random.SeedSequence([seed, _FHS_KEY]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-        sets.append(simulate(fhs, seed=fhs_seed, paths=core.filtered_historical.paths, steps=steps))
+        sets.append(ChunkedScenarios(fhs, fhs_seed, core.filtered_historical.paths, steps))
     if core.crash_replay is not None and policy.scenarios.crash_windows:
-        sets.extend(_replays(policy, symbols, step_seconds, steps, vol, history))
+        sets.extend(FixedScenarios(r) for r in _replays(policy, symbols, step_seconds, steps, vol, history))
     if not sets:
         raise RiskInputError("the lending core has no scenario to simulate", "set monte_carlo.paths or filtered_historical.paths, or crash windows")
     parts = tuple(ScenarioPart(s.provenance.method, s.name, s.paths, s.provenance.to_json()) for s in sets)
-    relative = np.concatenate([s.relative for s in sets], axis=0)
-    return EpochScenarios(relative, steps, parts)
+    return EpochScenarios(tuple(sets), steps, parts)
