@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import typer
 from eth_account import Account
 from typer.testing import CliRunner
 
@@ -22,7 +21,6 @@ from governance import cli
 from governance.artifacts import load_artifact
 from governance.bundle import write_bundle
 from governance.chain import CallReverted, connect
-from governance.cli_governor import register
 from governance.compile import load_built
 from governance.demo_chain import devnet_policy_text
 from governance.devnet_anvil import free_port
@@ -64,14 +62,7 @@ PASSWORD = "test password, not a secret"
 STRANGER_KEY = bytes.fromhex("8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba")
 
 
-def _app() -> typer.Typer:
-    # The commands as cli.py will register them (`_register_extensions`), on an app of their own.
-    app = typer.Typer()
-    register(app, guarded=cli.guarded, out=cli.out, err=cli.err)
-    return app
-
-
-APP = _app()
+APP = cli.app  # the real command line, with every extension registered
 
 
 def _cli(*args: object) -> tuple[int, str]:

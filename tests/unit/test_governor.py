@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import typer
 from eth_utils import keccak, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,6 @@ from typer.testing import CliRunner
 
 from governance import cli
 from governance.bundle import BundleError, write_bundle
-from governance.cli_governor import register
 from governance.governor import (
     GOVERNOR_JSON,
     TEMPLATE,
@@ -232,9 +230,7 @@ def test_without_a_governor_section_the_bundle_has_no_governor_json(monkeypatch)
 
 
 def _cli(*args: object) -> tuple[int, str]:
-    app = typer.Typer()
-    register(app, guarded=cli.guarded, out=cli.out, err=cli.err)
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = CliRunner().invoke(cli.app, [str(a) for a in args])  # the real command line
     return result.exit_code, result.output
 
 
@@ -246,6 +242,6 @@ def test_propose_needs_a_route_and_a_bundle_with_governor_json(tmp_path, monkeyp
     write_bundle(pipeline.build_files(inputs), target)
     keystore = tmp_path / "none.json"  # never read: both refusals come first
     code, out = _cli("propose", target, "--rpc", "http://127.0.0.1:9", "--keystore", keystore)
-    assert code == 2 and "say where to propose: --governor" in out
+    assert code == 2 and "give exactly one of --safe-service URL or --governor" in out
     code, out = _cli("propose", target, "--governor", "--rpc", "http://127.0.0.1:9", "--keystore", keystore)
     assert code == 2 and f"{target}/governor.json is missing" in out and "`governor:` section" in out
