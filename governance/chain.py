@@ -338,3 +338,59 @@ def connect(
         )
     reader.chain_id = got
     return reader
+
+
+GAS_MARGIN = 1.25  # over eth_estimateGas: the Safe's and the Governor's own gas checks make estimates tight
+
+
+def fee_fields(reader: ChainReader) -> dict[str, int]:
+    """EIP-1559 fees when the chain has a base fee (2 × base + tip), else the legacy gas price."""
+    head = reader.block("latest")
+    base = head.get("baseFeePerGas")
+    if base is None:
+        return {"gasPrice": int(reader.request("eth_gasPrice", []), 16)}
+    try:
+        tip = int(reader.request("eth_maxPriorityFeePerGas", []), 16)
+    except ChainError:
+        tip = 10**9
+    return {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+
+
+def send_transaction(
+    reader: ChainReader,
+    private_key: bytes,
+    to: str,
+    data: bytes,
+    *,
+    what: str,
+    error: type[StewardError],
+    explain: Callable[[CallReverted], str],
+    receipt_timeout_s: float,
+    after_revert_hint: str,
+) -> Mapping[str, Any]:
+    """Estimate, check the sender can pay, sign, send once, wait for the receipt.
+
+    Every refusal before the send raises `error` with "nothing was sent"; a transaction mined but
+    reverted raises `error` with `after_revert_hint`. The key is only passed to the signer.
+    """
+    from eth_account import Account
+
+    sender = Account.from_key(private_key).address
+    tx: dict[str, Any] = {"from": sender, "to": to_checksum_address(to), "data": "0x" + data.hex()}
+    try:
+        estimate = int(reader.request("eth_estimateGas", [tx]), 16)
+    except CallReverted as exc:
+        raise error(f"{what}: gas estimation reverted: {explain(exc)}", "nothing was sent") from None
+    tx.update(fee_fields(reader), gas=int(estimate * GAS_MARGIN), nonce=reader.transaction_count(sender, block="pending"),
+              chainId=reader.chain_id, value=0)
+    cost = tx["gas"] * tx.get("maxFeePerGas", tx.get("gasPrice", 0))
+    if (balance := reader.balance(sender, block="latest")) < cost:
+        raise error(f"{what}: sender {sender} holds {balance} wei, the transaction may cost up to {cost} wei",
+                    "fund the sender or use another account; nothing was sent")
+    raw = Account.sign_transaction(tx, private_key).raw_transaction
+    tx_hash = reader.send_raw_transaction(bytes(raw))
+    receipt = reader.wait_for_receipt(tx_hash, timeout_s=receipt_timeout_s)
+    if int(receipt["status"], 16) != 1:
+        raise error(f"{what}: transaction {tx_hash} was mined but reverted (block {int(receipt['blockNumber'], 16)})",
+                    after_revert_hint)
+    return receipt

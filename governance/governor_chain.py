@@ -25,11 +25,10 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from governance.bundle import MANIFEST, BundleError, read_bundle, sha256
-from governance.chain import CallReverted, ChainError, ChainReader, ViewFn
+from governance.chain import CallReverted, ChainError, ChainReader, ViewFn, send_transaction
 from governance.chain_bundle import (
     call_label,
     check_calls,
@@ -45,7 +44,7 @@ from governance.governor import (
 )
 from governance.pipeline import INPUT_POLICY
 from governance.safe import safe_tx_for_calls
-from governance.signing import GAS_MARGIN, RECEIPT_TIMEOUT_S, _fees, address_of
+from governance.signing import RECEIPT_TIMEOUT_S, address_of
 from governance.venues.aave_v3_read import explain_revert
 from risk.policy import Policy
 from risk.policy_load import check_policy_text
@@ -292,25 +291,15 @@ def check_proposal(reader: ChainReader, gb: GovernorBundle, proposer: str) -> Pr
 def send_checked(reader: ChainReader, private_key: bytes, to: str, data: bytes, what: str) -> Mapping[str, Any]:
     """eth_call, estimate, sign, send once, wait; any refusal before the send leaves the chain untouched."""
     sender = address_of(private_key)
-    tx: dict[str, Any] = {"from": sender, "to": to_checksum_address(to), "data": "0x" + data.hex()}
     try:
         reader.call(to, data, block="latest", sender=sender)
-        estimate = int(reader.request("eth_estimateGas", [tx]), 16)
     except CallReverted as exc:
         raise GovernorError(f"{what} would revert: {explain_governor_revert(exc)}", "nothing was sent") from None
-    tx.update(_fees(reader), gas=int(estimate * GAS_MARGIN), nonce=reader.transaction_count(sender, block="pending"),
-              chainId=reader.chain_id, value=0)
-    cost = tx["gas"] * tx.get("maxFeePerGas", tx.get("gasPrice", 0))
-    if (balance := reader.balance(sender, block="latest")) < cost:
-        raise GovernorError(f"{sender} holds {balance} wei, {what} may cost up to {cost} wei",
-                            "fund the sender or use another account; nothing was sent")
-    raw = Account.sign_transaction(tx, private_key).raw_transaction
-    tx_hash = reader.send_raw_transaction(bytes(raw))
-    receipt = reader.wait_for_receipt(tx_hash, timeout_s=RECEIPT_TIMEOUT_S)
-    if int(receipt["status"], 16) != 1:
-        raise GovernorError(f"{what}: transaction {tx_hash} was mined but reverted (block {int(receipt['blockNumber'], 16)})",
-                            "the chain changed between the check and the transaction; check the proposal's state")
-    return receipt
+    return send_transaction(
+        reader, private_key, to, data, what=what, error=GovernorError, explain=explain_governor_revert,
+        receipt_timeout_s=RECEIPT_TIMEOUT_S,
+        after_revert_hint="the chain changed between the check and the transaction; check the proposal's state",
+    )
 
 
 @dataclass(frozen=True)

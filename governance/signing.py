@@ -17,7 +17,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -30,6 +29,7 @@ from governance.chain import (
     ChainError,
     ChainReader,
     connect,
+    send_transaction,
 )
 from governance.chain_bundle import (
     ChainBundle,
@@ -55,7 +55,6 @@ from governance.simulate import (
 from risk.errors import StewardError
 
 _SIGNATURE_FILE = re.compile(r"^0x[0-9a-fA-F]{40}\.json$")
-GAS_MARGIN = 1.25  # over eth_estimateGas: the Safe's own gas checks make estimates tight
 RECEIPT_TIMEOUT_S = 180.0
 
 
@@ -216,18 +215,6 @@ def _owner_signatures(reader: ChainReader, cb: ChainBundle, block: int) -> list[
     return signatures
 
 
-def _fees(reader: ChainReader) -> dict[str, int]:
-    head = reader.block("latest")
-    base = head.get("baseFeePerGas")
-    if base is None:
-        return {"gasPrice": int(reader.request("eth_gasPrice", []), 16)}
-    try:
-        tip = int(reader.request("eth_maxPriorityFeePerGas", []), 16)
-    except ChainError:
-        tip = 10**9
-    return {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
-
-
 def execute_bundle(
     bundle: Path,
     rpc_url: str,
@@ -253,23 +240,12 @@ def execute_bundle(
         ) from None
     if int.from_bytes(result[-32:] or b"\0", "big") != 1:
         raise ChainError("execTransaction would return false: the batch's call fails", "nothing was sent; run `steward simulate`")
-    tx: dict[str, Any] = {"from": sender, "to": safe, "data": "0x" + data.hex()}
-    try:
-        estimate = int(reader.request("eth_estimateGas", [tx]), 16)
-    except CallReverted as exc:
-        raise ChainError(f"gas estimation reverted: {explain_safe_revert(exc.reason)}", "nothing was sent") from None
-    tx.update(_fees(reader), gas=int(estimate * GAS_MARGIN), nonce=reader.transaction_count(sender, block="pending"),
-              chainId=reader.chain_id, value=0)
-    cost = tx["gas"] * tx.get("maxFeePerGas", tx.get("gasPrice", 0))
-    if (balance := reader.balance(sender, block="latest")) < cost:
-        raise ChainError(f"sender {sender} holds {balance} wei, the transaction may cost up to {cost} wei",
-                         "fund the sender or execute from another account; nothing was sent")
-    raw = Account.sign_transaction(tx, private_key).raw_transaction
-    tx_hash = reader.send_raw_transaction(bytes(raw))
-    receipt = reader.wait_for_receipt(tx_hash, timeout_s=receipt_timeout_s)
-    if int(receipt["status"], 16) != 1:
-        raise ChainError(f"transaction {tx_hash} was mined but reverted (block {int(receipt['blockNumber'], 16)})",
-                         "the chain changed between the check and the execution; nothing changed on the Safe")
+    receipt = send_transaction(
+        reader, private_key, safe, data, what="execTransaction", error=ChainError,
+        explain=lambda exc: explain_safe_revert(exc.reason), receipt_timeout_s=receipt_timeout_s,
+        after_revert_hint="the chain changed between the check and the execution; nothing changed on the Safe",
+    )
+    tx_hash = receipt["transactionHash"]
     warnings = () if (cb.path / SIMULATION).is_file() else ("the bundle was executed without a prior simulation.json",)
     reconciliation = reconcile_on_chain(reader, cb, tx_hash=tx_hash)
     write_attachment(cb.path, SIMULATION, jsonio.dumps(reconciliation.to_json()))
