@@ -36,7 +36,7 @@ from governance.artifacts import (
 
 SOURCES_DIR = Path(__file__).resolve().parent / "contracts"
 SCRIPT = SOURCES_DIR / "compile.mjs"
-SOURCES = ("StewardVotes.sol", "StewardGovernor.sol", "StewardSequentialGovernor.sol")
+SOURCES = ("StewardVotes.sol", "StewardGovernor.sol", "StewardSequentialGovernor.sol", "PushAggregator.sol")
 TIMELOCK_SOURCE = "@openzeppelin/contracts/governance/TimelockController.sol"
 # contract name → the source unit that defines it
 CONTRACTS = {
@@ -44,6 +44,7 @@ CONTRACTS = {
     "StewardGovernor": "StewardGovernor.sol",
     "StewardSequentialGovernor": "StewardSequentialGovernor.sol",
     "TimelockController": TIMELOCK_SOURCE,
+    "PushAggregator": "PushAggregator.sol",  # the monitor's devnet price feed (emits AnswerUpdated)
 }
 SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
