@@ -33,6 +33,8 @@ def main(argv: list[str]) -> int:
                 raise SystemExit(f"{name}: figure {key!r} = {value!r} is not a finite number")
             results[key] = float(value)
     out = HERE / "results.json"
+    if only and out.is_file():  # a partial run updates its own figures and keeps the others
+        results = {**json.loads(out.read_text()), **results}
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"\n{len(results)} figures on {platform.machine()} / Python {platform.python_version()} → {out}")
     return 0
