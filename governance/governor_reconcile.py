@@ -37,7 +37,7 @@ from governance.governor_chain import (
     load_governor_bundle,
     proposal_state,
 )
-from governance.simulate import compare
+from governance.simulate import compare, state_check_json
 from governance.venues.aave_v3_read import pool_state, resolve_addresses
 
 CALL_EXECUTED = "0x" + keccak(text="CallExecuted(bytes32,uint256,address,uint256,bytes)").hex()
@@ -71,24 +71,12 @@ class GovernorReconciliation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "block": self.block,
-            "bundle_manifest_sha256": self.bundle_manifest_sha256,
-            "chain_id": self.chain_id,
-            "changed": list(self.changed),
-            "differences": list(self.differences),
-            "execution_tx": self.execution_tx,
-            "expected": self.expected,
-            "gas_used": self.gas_used,
+            **state_check_json(self),
             "governor": self.governor,
-            "mode": MODE,
-            "ok": self.ok,
-            "post_state": self.post_state,
-            "pre_state": self.pre_state,
             "proposal_id": str(self.proposal_id),
             "revert_reason": None,
             "reverted": False,
             "timelock_operation_id": self.timelock_operation_id,
-            "unexpected_changes": list(self.unexpected_changes),
         }
 
 

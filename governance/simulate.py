@@ -102,23 +102,30 @@ class SimulationResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "block": self.block,
-            "bundle_manifest_sha256": self.bundle_manifest_sha256,
-            "chain_id": self.chain_id,
-            "changed": list(self.changed),
-            "differences": list(self.differences),
-            "execution_tx": self.execution_tx,
-            "expected": self.expected,
-            "gas_used": self.gas_used,
-            "mode": self.mode,
-            "ok": self.ok,
-            "post_state": self.post_state,
-            "pre_state": self.pre_state,
+            **state_check_json(self),
             "revert_reason": self.revert_reason,
             "reverted": self.reverted,
             "safe_tx_hash": self.safe_tx_hash,
-            "unexpected_changes": list(self.unexpected_changes),
         }
+
+
+def state_check_json(result: Any) -> dict[str, Any]:
+    """The keys every simulation.json has, whatever executed the batch (a Safe or a Governor)."""
+    return {
+        "block": result.block,
+        "bundle_manifest_sha256": result.bundle_manifest_sha256,
+        "chain_id": result.chain_id,
+        "changed": list(result.changed),
+        "differences": list(result.differences),
+        "execution_tx": result.execution_tx,
+        "expected": result.expected,
+        "gas_used": result.gas_used,
+        "mode": result.mode,
+        "ok": result.ok,
+        "post_state": result.post_state,
+        "pre_state": result.pre_state,
+        "unexpected_changes": list(result.unexpected_changes),
+    }
 
 
 def require_ok(result: SimulationResult) -> None:
