@@ -8,11 +8,10 @@ is replayed with six rules (per-update band, 1h band, staleness, divergence, peg
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.timing import best_of
 from risk.breaker_policy import BreakerPolicy
 from risk.breakers import MarketMonitor, replay
 from risk.breakers_calibrate import MarketHistory, history, sweep
@@ -43,14 +42,6 @@ def _market(rng: np.random.Generator):
     return merge_sources("X", sources, 600)
 
 
-def _best_of(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def run() -> dict[str, float]:
     rng = np.random.default_rng(SEED)
@@ -59,7 +50,7 @@ def run() -> dict[str, float]:
     b = BreakerPolicy.model_validate_json(json.dumps(doc)).breakers
     events = len(stream.times)
     alerts, _ = replay(b, {"X": stream})
-    t_replay = _best_of(lambda: replay(b, {"X": stream}), REPEATS)
+    t_replay = best_of(lambda: replay(b, {"X": stream}), REPEATS)
 
     head = ticks(stream)[:MONITOR_EVENTS]
 
@@ -68,14 +59,14 @@ def run() -> dict[str, float]:
         for t, j, p in head:
             m.update(t, j, p)
 
-    t_monitor = _best_of(monitor, REPEATS)
+    t_monitor = best_of(monitor, REPEATS)
 
     calibration = BreakerPolicy.model_validate_json(
         json.dumps({**doc, "breakers": {**doc["breakers"], "calibration": {"max_false_alarms_per_month": 1, "max_detection_delay": "1h"}}})
     ).breakers.calibration
     h: MarketHistory = history(b.rules[1], stream, calibration)
     thresholds = np.linspace(0.005, 0.1, CANDIDATES)
-    t_sweep = _best_of(lambda: sweep(h, thresholds, b.rules[1].cooldown.seconds), REPEATS)
+    t_sweep = best_of(lambda: sweep(h, thresholds, b.rules[1].cooldown.seconds), REPEATS)
 
     result = {
         "breakers_replay_updates_per_s": events / t_replay,

@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from governance.bundle import write_bundle
-from governance.pipeline import bundle_dir, build_files, gather_inputs
 from governance import charts
 from governance import verify as verify_mod
+from governance.bundle import write_bundle
+from governance.pipeline import build_files, bundle_dir, gather_inputs
 from governance.verify import verify_bundle
 
 REPEATS = 5

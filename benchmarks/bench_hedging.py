@@ -7,11 +7,9 @@ measured. No bar: the recommendation runs inside every options epoch (and again 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 
+from benchmarks.timing import best_of
 from risk.backtest import Tail, TailKind
 from risk.hedging import HedgeCosts, candidate_grid
 from risk.hedging_backtest import PerpVault, recommend_hedge, simulate_band, vault_path
@@ -25,14 +23,6 @@ VAULT = OptionTemplate("vault", (1.0, 1.0, 1.1, 0.9), (30 / 365, 30 / 365, 14 / 
                        (-1000.0, -1000.0, -500.0, 300.0))
 
 
-def _best_of(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def run() -> dict[str, float]:
     rng = np.random.default_rng(SEED)
@@ -43,12 +33,12 @@ def run() -> dict[str, float]:
     at = np.arange(720, STEPS - 24, 24)
     vol = np.full(closes.size, 0.8)
     perp_path = vault_path(PerpVault(20e6), closes, vol, at, 24, 8760)
-    t_band = _best_of(lambda: simulate_band(perp_path, ratios, bands, costs), REPEATS)
-    t_path = _best_of(lambda: vault_path(VAULT, closes, vol, at, 24, 8760), REPEATS)
+    t_band = best_of(lambda: simulate_band(perp_path, ratios, bands, costs), REPEATS)
+    t_path = best_of(lambda: vault_path(VAULT, closes, vol, at, 24, 8760), REPEATS)
     kw = {"step_seconds": 3600, "horizon_steps": 24, "coverage": Ratio.parse("99%"), "ratios": ratios, "bands": bands,
           "max_loss": Ratio.parse("9.5%"), "cost_budget": Ratio.parse("1.5%"), "costs": costs, "tail": Tail(TailKind.FILTERED_HISTORICAL)}
-    t_options = _best_of(lambda: recommend_hedge(closes, vault=VAULT, **kw), 1)
-    t_perp = _best_of(lambda: recommend_hedge(closes, vault=PerpVault(20e6), **kw), 1)
+    t_options = best_of(lambda: recommend_hedge(closes, vault=VAULT, **kw), 1)
+    t_perp = best_of(lambda: recommend_hedge(closes, vault=PerpVault(20e6), **kw), 1)
     steps = perp_path.delta_units.size
     result = {
         "hedging_band_candidate_steps_per_s": steps * ratios.size / t_band,

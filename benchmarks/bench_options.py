@@ -6,11 +6,9 @@ Bar (issue #9): the scenario margin of a 100,000-option book in under 1 s. Run w
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 
+from benchmarks.timing import best_of
 from risk.options import OptionBook, ScanRange, greeks, scenario_margin, span_grid
 
 BOOK_SIZE = 100_000
@@ -33,22 +31,14 @@ def random_book(n: int, rng: np.random.Generator) -> OptionBook:
     )
 
 
-def _best_of(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def run() -> dict[str, float]:
     rng = np.random.default_rng(SEED)
     book = random_book(BOOK_SIZE, rng)
     grid = span_grid(ScanRange.symmetric(0.12), 0.3, horizon_years=1.0 / 365.0)
     greeks(book)  # warm-up: first calls pay for imports and page faults
-    t_greeks = _best_of(lambda: greeks(book), REPEATS)
-    t_margin = _best_of(lambda: scenario_margin(book, grid), REPEATS)
+    t_greeks = best_of(lambda: greeks(book), REPEATS)
+    t_margin = best_of(lambda: scenario_margin(book, grid), REPEATS)
     result = {
         "options_greeks_per_s": BOOK_SIZE / t_greeks,
         "options_scenario_margin_100k_s": t_margin,

@@ -33,7 +33,12 @@ import numpy as np
 from governance.executors import LocalExecutor, RayExecutor
 from risk.book import Book, HfLognormal
 from risk.lending import DepthCurve, LendingMarket, LossDistribution
-from risk.parallel_lending import ChunkedScenarios, MarketCase, plan_tasks, simulate_markets_chunked
+from risk.parallel_lending import (
+    ChunkedScenarios,
+    MarketCase,
+    plan_tasks,
+    simulate_markets_chunked,
+)
 from risk.scenarios_mc import MonteCarlo
 
 MARKETS = 25

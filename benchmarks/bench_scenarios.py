@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import best_of
 from risk.scenarios import iter_chunks, simulate
 from risk.scenarios_hist import FilteredHistorical
 from risk.scenarios_mc import Depeg, MonteCarlo
@@ -24,14 +23,6 @@ CHUNK = 2048
 SEED = 20240101
 HOUR = 3600
 
-
-def _best_of(fn: Callable[[], object], repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _market_model() -> MonteCarlo:
@@ -66,12 +57,12 @@ def _chunked(model: MonteCarlo) -> None:
 def run() -> dict[str, float]:
     model = _market_model()
     simulate(model, seed=SEED, paths=1024, steps=STEPS)  # warm-up: imports, page faults
-    t_mc = _best_of(lambda: simulate(model, seed=SEED, paths=PATHS, steps=STEPS), 2)
-    t_chunked = _best_of(lambda: _chunked(model), 1)
+    t_mc = best_of(lambda: simulate(model, seed=SEED, paths=PATHS, steps=STEPS), 2)
+    t_chunked = best_of(lambda: _chunked(model), 1)
     cells = PATHS * STEPS * ASSETS
     z = np.random.default_rng(SEED).standard_t(4, (20_000, ASSETS)) / math.sqrt(2.0)
     fhs = FilteredHistorical(model.symbols, HOUR, z, model.sigma_per_step, garch=(GarchParams(1e-6, 0.06, 0.93, 4.0),) * ASSETS)
-    t_fhs = _best_of(lambda: simulate(fhs, seed=SEED, paths=PATHS, steps=STEPS), 1)
+    t_fhs = best_of(lambda: simulate(fhs, seed=SEED, paths=PATHS, steps=STEPS), 1)
     result = {
         "mc_10k_paths_168_steps_25_assets_s": t_mc,
         "mc_paths_steps_assets_per_s": cells / t_mc,
@@ -88,7 +79,7 @@ def run() -> dict[str, float]:
     if r is None:
         print("garch_fit_eth_hourly_s                     skipped: shared data not found")
         return result
-    t_fit = _best_of(lambda: GarchT().fit(r), 3)
+    t_fit = best_of(lambda: GarchT().fit(r), 3)
     result["garch_fit_eth_hourly_s"] = t_fit
     print(f"garch_fit_eth_hourly_s                     {t_fit:8.3f}   (Binance ETHUSDT, {len(r)} hourly returns, best of 3)")
     return result
