@@ -238,9 +238,20 @@ class RayExecutor(_Closing):
         refs = [remote.remote(t) for t in tasks]
         try:
             return list(ray.get(refs))
-        except ray.exceptions.RayTaskError as exc:
+        except ray.exceptions.RayError:
+            # No ray.cancel of the others: cancelling a task while its reply is in flight aborts the
+            # driver in Ray 2.60 ("Tried to complete task that was not pending", seen in CI). Let every
+            # task finish, then report the first failure in task order, whichever failed first in time.
+            ray.wait(refs, num_returns=len(refs))
             for ref in refs:
-                ray.cancel(ref)
+                self._raise_failure(ray, ref)
+            raise
+
+    def _raise_failure(self, ray: Any, ref: Any) -> None:
+        """Raise what task `ref` failed with, as the task raised it; return if it succeeded."""
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, BaseException):
                 raise cause from None  # the task's own error (a StewardError stays one)
