@@ -8,6 +8,7 @@ reference (the Ray test registers this module to be pickled by value: Ray's work
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,18 @@ def fail_with_policy_error(index: int) -> int:
 
     if index == 2:
         raise RiskInputError(f"task {index}: bad input", "the hint travels too")
+    return index
+
+
+def fail_late_and_early(index: int) -> int:
+    """Task 1 fails after a pause, task 3 at once: an executor must report task 1's error (task order, not time)."""
+    from risk.errors import RiskInputError
+
+    if index == 1:
+        time.sleep(1.0)
+        raise RiskInputError("task 1: the first in task order", "")
+    if index == 3:
+        raise RiskInputError("task 3: the first in time", "")
     return index
 
 

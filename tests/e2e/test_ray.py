@@ -99,3 +99,11 @@ def test_ray_task_errors_come_back_as_themselves_and_retries_are_bounded(cluster
     with pytest.raises(ExecutorError, match="died more than 2 time"):
         cluster.map(et.always_die, [0])
     assert cluster.map(et.fail_with_policy_error, [0, 1]) == [0, 1]  # the cluster is still usable
+
+
+def test_ray_reports_the_first_error_in_task_order_not_in_time(cluster: RayExecutor) -> None:
+    # Task 3 fails first; Ray must not cancel task 1 (a cancel racing a reply aborted the driver in
+    # Ray 2.60), and the error reported is task 1's, as the local and serial executors report it.
+    with pytest.raises(RiskInputError, match="task 1: the first in task order"):
+        cluster.map(et.fail_late_and_early, list(range(5)))
+    assert cluster.map(et.fail_with_policy_error, [0, 1]) == [0, 1]

@@ -183,6 +183,11 @@ def test_a_task_error_comes_back_as_itself(pool: LocalExecutor) -> None:
     assert pool.map(et.fail_with_policy_error, [0, 1]) == [0, 1]
 
 
+def test_the_error_reported_is_the_first_in_task_order_not_in_time(pool: LocalExecutor) -> None:
+    with pytest.raises(RiskInputError, match="task 1: the first in task order"):
+        pool.map(et.fail_late_and_early, list(range(5)))
+
+
 def test_run_chunk_is_what_the_map_runs(run: tuple[list, ChunkedScenarios]) -> None:
     cases, src = run
     result = run_chunk(plan_tasks(cases, [src])[1])
