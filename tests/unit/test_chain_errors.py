@@ -10,15 +10,14 @@ import hashlib
 import json
 import shutil
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
+from jsonrpc_standin import JsonRpcServer, rpc_error, rpc_result
 from typer.testing import CliRunner
 
 from governance.bundle import BundleError, sha256, write_bundle
@@ -61,47 +60,20 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])  # closed when the socket is: nothing listens there
 
 
-class FakeNode:
+class FakeNode(JsonRpcServer):
     """A JSON-RPC endpoint answering from `answers` (method → result, or callable → (status, body))."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.methods: list[str] = []
-        node = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                node.methods.append(request["method"])
-                answer = node.answers.get(request["method"])
-                if callable(answer):
-                    status, body = answer(request)
-                elif answer is None:
-                    status, body = 200, {"jsonrpc": "2.0", "id": request["id"],
-                                         "error": {"code": -32601, "message": "method not found"}}
-                else:
-                    status, body = 200, {"jsonrpc": "2.0", "id": request["id"], "result": answer}
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, request: dict[str, Any]) -> tuple[int, Any]:
+        self.methods.append(request["method"])
+        answer = self.answers.get(request["method"])
+        if callable(answer):
+            return answer(request)
+        return 200, rpc_error(request) if answer is None else rpc_result(request, answer)
 
 
 # --- connect ----------------------------------------------------------------------------------------
