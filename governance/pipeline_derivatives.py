@@ -10,8 +10,9 @@ market's closes over the lookback), ``inputs/funding-<SYMBOL>.csv`` and ``inputs
 (the source files verbatim; only rates up to the last price are used), ``inputs/breakers.yaml``.
 Bundle files: recommendation.json, calls.json, safe-tx-builder.json and safe-tx.json (when a Safe is
 set and a parameter changes), breakers.json (when the policy names a breaker policy), report.md,
-manifest.json. The lending pipeline's helpers are imported where used: it dispatches here, and
-importing it at module level would make the two modules import each other.
+report.html (report.md with the backtest and breaker-replay charts), manifest.json. The lending
+pipeline's helpers are imported where used: it dispatches here, and importing it at module level
+would make the two modules import each other.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ import numpy as np
 
 from governance import jsonio
 from governance.bundle import MANIFEST, BundleError, sha256
+from governance.calls import Call
 from governance.report_derivatives import render_derivative_markdown, report_context
+from governance.report_derivatives_charts import derivative_charts
+from governance.report_derivatives_html import render_derivative_html
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
-from governance.venues import generic
+from governance.venues import breaker_calls, generic
+from risk.breaker_changes import BreakerChange, breaker_changes
 from risk.breaker_policy import Breakers, check_breaker_policy_text
 from risk.breakers_calibrate import CalibrationReport, calibrate
 from risk.breakers_feed import MarketStream, SourceSeries, merge_sources
@@ -213,10 +218,26 @@ def breaker_streams(breakers: Breakers, policy: Policy, market: MarketData) -> d
 
 def measure_breakers(data: bytes, policy: Policy, market: MarketData) -> CalibrationReport:
     """Calibrate the pinned breaker policy on the epoch's pinned prices."""
-    breakers = _breakers(data, INPUT_BREAKERS)
+    return _measure(_breakers(data, INPUT_BREAKERS), policy, market)
+
+
+def _measure(breakers: Breakers, policy: Policy, market: MarketData) -> CalibrationReport:
     if breakers.calibration is None:
         raise PolicyError(f"{INPUT_BREAKERS}: no calibration section", "add calibration: {max_false_alarms_per_month, max_detection_delay, crash_windows}")
     return calibrate(breakers, breaker_streams(breakers, policy, market))
+
+
+def package_breakers(inputs: DerivativeInputs, market: MarketData) -> tuple[CalibrationReport | None, tuple[BreakerChange, ...], list[Call], list[dict[str, Any]]]:
+    """The pinned breaker policy measured on the epoch's prices, its thresholds' changes, and the calls of the rules with setters (proven)."""
+    data = inputs.file(INPUT_BREAKERS)
+    if data is None:
+        return None, (), [], []
+    breakers = _breakers(data, INPUT_BREAKERS)
+    report = _measure(breakers, inputs.policy.policy, market)
+    changes = breaker_changes(breakers, report)
+    calls = breaker_calls.breaker_calls_for(breakers, changes)
+    breaker_calls.prove_breaker_calls(calls, breakers, changes)
+    return report, changes, calls, breaker_calls.breaker_calls_json(calls, breakers, changes)
 
 
 def _parsed_inputs(inputs: DerivativeInputs) -> tuple[dict[str, FundingSeries], dict[str, dict[str, tuple[OptionLeg, ...]]]]:
@@ -250,6 +271,8 @@ def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
     calls = generic.calls_for(policy, rec)
     generic.prove_calls(calls, policy, rec)
     calls_doc = generic.calls_json(calls, policy, rec)
+    breakers, threshold_changes, more_calls, more_rows = package_breakers(inputs, market)  # breaker thresholds ride in the same Safe batch
+    calls, calls_doc = calls + more_calls, calls_doc + more_rows
 
     files: dict[str, bytes] = {INPUT_POLICY: inputs.policy.text, INPUT_PRICES: market.to_csv_bytes(), **dict(inputs.pinned)}
     files["recommendation.json"] = jsonio.dumps(rec.to_json())
@@ -274,18 +297,20 @@ def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
             "safe": safe_doc["safe"], "chain_id": policy.venue.chain_id, "nonce": safe_tx.nonce, "to": safe_doc["to"],
             "operation": "DELEGATECALL (MultiSendCallOnly)" if safe_tx.operation == 1 else "CALL", "hash": safe_doc["safeTxHash"],
         }
-    breakers = None
-    breakers_data = inputs.file(INPUT_BREAKERS)
-    if breakers_data is not None:
-        breakers = measure_breakers(breakers_data, policy, market)
-        files[BREAKERS_FILE] = jsonio.dumps({"measured_on": f"{INPUT_PRICES} ({len(market.times)} steps up to {as_of})", **breakers.to_json()})
+    if breakers is not None:
+        files[BREAKERS_FILE] = jsonio.dumps({
+            "measured_on": f"{INPUT_PRICES} ({len(market.times)} steps up to {as_of})", **breakers.to_json(),
+            "onchain": [c.to_json() for c in threshold_changes],
+        })
     inputs_hashes = {rel.removeprefix("inputs/").rsplit(".", 1)[0]: sha256(data) for rel, data in sorted(files.items()) if rel.startswith("inputs/")}
     context = report_context(
         rec, calls=calls_doc, safe=safe_summary, inputs=inputs_hashes, bundle_path=bundle_path,
         data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
-        sources=[s.to_json() for s in inputs.sources], repairs=list(inputs.repairs), breakers=breakers,
+        sources=[s.to_json() for s in inputs.sources], repairs=list(inputs.repairs), breakers=breakers, breaker_changes=threshold_changes,
     )
     files["report.md"] = render_derivative_markdown(context)
+    figures = derivative_charts(rec, market, policy, inputs.file(INPUT_BREAKERS), breakers)
+    files["report.html"] = render_derivative_html(context, files["report.md"], figures)
     files[MANIFEST] = jsonio.dumps({
         "block": None, "chain_id": policy.venue.chain_id, "epoch": inputs.epoch,
         "files": {rel: sha256(data) for rel, data in sorted(files.items())}, "inputs": inputs_hashes, "policy_sha256": inputs_hashes["policy"],

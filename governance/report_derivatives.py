@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment
 
 from governance.report import environment
+from risk.breaker_changes import BreakerChange, threshold_text
 from risk.breakers_calibrate import CalibrationReport, Figures
 from risk.recommendation_derivatives import (
     BacktestFigures,
@@ -83,6 +84,7 @@ def _threshold_rows(report: CalibrationReport) -> list[dict[str, Any]]:
 def report_context(
     recommendation: DerivativeRecommendation, *, calls: list[dict[str, Any]], safe: dict[str, Any] | None, inputs: dict[str, str],
     bundle_path: str, data_range: str, sources: list[dict[str, str]], repairs: list[dict[str, Any]], breakers: CalibrationReport | None,
+    breaker_changes: tuple[BreakerChange, ...] = (),
 ) -> dict[str, Any]:
     changes = recommendation.changes
     markets = [
@@ -95,6 +97,14 @@ def report_context(
             "name": breakers.name, "rules": _threshold_rows(breakers), "skipped": list(breakers.skipped),
             "missed": list(breakers.policy.missed), "not_covered": list(breakers.policy.not_covered), "ok": breakers.ok,
             "delay_hours": breakers.max_detection_delay_seconds / 3600,
+            "onchain": [
+                {"rule": c.rule, "what": f"{', '.join(c.markets)} {c.label}", "current": threshold_text(c.current), "proposed": threshold_text(c.proposed),
+                 "source": c.source, "limit": c.limit, "sent": c.changed, "note": c.note or "—"}
+                for c in breaker_changes
+            ],
+            "reported_only": [r.rule for r in breakers.rules if r.rule not in {c.rule for c in breaker_changes}],
+            # The data hold no open-interest history: an epoch skips OI caps (no series), said in words, not only in a skipped line.
+            "oi_cap_skipped": [note.split(": ")[0] for note in breakers.skipped if "open-interest" in note],
         }
     return {
         "r": recommendation, "markets": markets, "n_changes": len(changes), "n_markets_changed": len({c.market for c in changes}),

@@ -15,6 +15,10 @@ vol_scaling    annualised EWMA volatility of log returns                      ra
 oi_cap         open interest                                                  USD ("$50M")
 =============  =============================================================  ===================
 
+A rule may name ``setters:`` that write its threshold on chain (`BreakerSetter`: the venue setters' shape,
+`risk.policy_derivatives.Setter`), its ``current:`` on-chain threshold and a ``change_limit:`` per
+update; `risk.breaker_changes` turns the calibrated threshold into the change those setters carry.
+
 YAML loading reuses `risk.policy_load`'s helpers (positions, field paths, YAML oddities), so problems
 are reported as ``file:line:column: field: message`` exactly like venue policies.
 """
@@ -26,7 +30,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -49,12 +53,14 @@ from risk.fields import (
 )
 from risk.policy import (
     SYMBOL_PATTERN,
+    ChangeLimit,
     CrashWindow,
     DataPolicy,
     Model,
     PositiveDuration,
     PositiveRatio,
 )
+from risk.policy_derivatives import OnChainUnit, Setter, SetterArg
 from risk.policy_load import Problem, _message, check_model_text
 from risk.units import Duration, Ratio, Usd
 from risk.watch_policy import WatchPolicy
@@ -187,6 +193,42 @@ class UsdGrid(_Grid):
         return tuple(Usd(self.min.value + k * self.step.value) for k in range(n))
 
 
+class BreakerValue(StrEnum):
+    """What a breaker setter argument may carry: the rule's threshold (calibrated), or one of its fixed settings."""
+
+    THRESHOLD = "threshold"
+    WINDOW = "window"
+    COOLDOWN = "cooldown"
+    HALF_LIFE = "half_life"
+    MAX_SCALE = "max_scale"
+
+
+# On-chain units per kind of value: a ratio in bps/wad/ray/e6/raw, a duration in seconds, USD like a cap.
+UNITS_FOR = {
+    "ratio": (OnChainUnit.BPS, OnChainUnit.WAD, OnChainUnit.RAY, OnChainUnit.E6, OnChainUnit.RAW),
+    "duration": (OnChainUnit.SECONDS,),
+    "usd": (OnChainUnit.WAD, OnChainUnit.RAY, OnChainUnit.E6, OnChainUnit.WHOLE_TOKEN, OnChainUnit.RAW),
+}
+
+
+class BreakerSetterArg(SetterArg):
+    """A setter argument carrying one of the rule's values (``parameter: threshold``), a constant or a bytes32 text."""
+
+    parameter: BreakerValue | None = Field(default=None, description="The rule's value this argument carries: threshold, window, cooldown, half_life or max_scale.")  # type: ignore[assignment]
+
+    def _check_unit_fits_parameter(self) -> None:
+        """Checked by the rule, which knows whether its threshold is a ratio, a duration or USD."""
+
+
+class BreakerSetter(Setter):
+    """A function writing a rule's threshold on chain; contract addresses are the policy's."""
+
+    args: tuple[BreakerSetterArg, ...] = Field(description="One per argument of the function, in order.")  # type: ignore[assignment]
+
+
+_CURRENT = "The threshold on chain now, in the threshold's unit; none: unknown (the setter sends the proposed one)."
+
+
 class _Rule(Model):
     name: str = Field(pattern=NAME_PATTERN)
     markets: tuple[str, ...] | None = Field(default=None, description="Markets the rule watches; default all.")
@@ -197,6 +239,44 @@ class _Rule(Model):
     max_false_alarms_per_month: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="This rule's false-alarm budget; default calibration.max_false_alarms_per_month."
     )
+    setters: tuple[BreakerSetter, ...] = Field(default=(), description="Functions writing the threshold on chain; each carries the threshold.")
+    change_limit: ChangeLimit | None = Field(default=None, description="How far one update may move the threshold on chain; none: no limit.")
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.COOLDOWN: "duration"}  # what setters may carry, and what kind it is
+
+    @field_validator("setters")
+    @classmethod
+    def _setters_carry_what_the_rule_has(cls, setters: tuple[BreakerSetter, ...]) -> tuple[BreakerSetter, ...]:
+        kind = cls.model_fields["kind"].annotation.__args__[0]  # type: ignore[attr-defined, union-attr]
+        for i, setter in enumerate(setters):
+            if BreakerValue.THRESHOLD not in setter.parameters:
+                raise ValueError(f"setters[{i}] {setter.function} carries no threshold (parameter: threshold): it would never know when to be sent")
+            for arg in setter.args:
+                if arg.parameter is None:
+                    continue
+                what = cls.VALUES.get(arg.parameter)
+                if what is None:
+                    raise ValueError(f"setters[{i}] argument {arg.name!r}: a {kind} rule has no {arg.parameter}; it has {', '.join(cls.VALUES)}")
+                if arg.unit not in UNITS_FOR[what]:
+                    units = ", ".join(UNITS_FOR[what])
+                    raise ValueError(f"setters[{i}] argument {arg.name!r}: the {arg.parameter} of a {kind} rule is a {what}; write it in {units}, not {arg.unit}")
+        return setters
+
+    @field_validator("change_limit")
+    @classmethod
+    def _limit_suits_the_threshold(cls, limit: ChangeLimit | None) -> ChangeLimit | None:
+        what = cls.VALUES[BreakerValue.THRESHOLD]
+        if limit is not None and limit.max_relative is None and what != "ratio":
+            raise ValueError(f"the threshold is a {what}: limit it relatively (max_relative: '50%'), not in percentage points")
+        return limit
+
+    @model_validator(mode="after")
+    def _setters_values_are_set(self) -> Self:
+        for i, setter in enumerate(self.setters):
+            for p in setter.parameters:
+                if getattr(self, p.value) is None:
+                    raise ValueError(f"setters[{i}] {setter.function} carries the rule's {p}, which the rule does not set")
+        return self
 
     @property
     def watches(self) -> str | None:
@@ -211,6 +291,9 @@ class PriceBandRule(_Rule):
     direction: Direction = Direction.BOTH
     source: str | None = None
     calibrate: RatioGrid | None = None
+    current: PositiveRatio | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "ratio", BreakerValue.WINDOW: "duration", **_Rule.VALUES}
 
 
 class StalenessRule(_Rule):
@@ -218,20 +301,32 @@ class StalenessRule(_Rule):
     threshold: PositiveDuration = Field(description="Longest time between two updates.")
     source: str | None = None
     calibrate: DurationGrid | None = None
+    current: PositiveDuration | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "duration", **_Rule.VALUES}
 
 
 class DivergenceRule(_Rule):
     kind: Literal["divergence"]
     threshold: PositiveRatio = Field(description="Largest gap between a fresh source and the fresh sources' median.")
     calibrate: RatioGrid | None = None
+    current: PositiveRatio | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "ratio", **_Rule.VALUES}
+
+
+PegDiscount = Annotated[RatioField, ratio_in("0%", "100%", lo_open=True, hi_open=True)]
 
 
 class PegRule(_Rule):
     kind: Literal["peg"]
-    threshold: Annotated[RatioField, ratio_in("0%", "100%", lo_open=True, hi_open=True)] = Field(description="Largest discount to the peg, e.g. '5%' (SparkLend: 0.95 of peg).")
+    threshold: PegDiscount = Field(description="Largest discount to the peg, e.g. '5%' (SparkLend: 0.95 of peg).")
     peg: float = Field(default=1.0, gt=0, allow_inf_nan=False, description="The peg, in the source's quote unit.")
     source: str | None = None
     calibrate: RatioGrid | None = None
+    current: PegDiscount | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "ratio", **_Rule.VALUES}
 
 
 class VolScalingRule(_Rule):
@@ -242,12 +337,18 @@ class VolScalingRule(_Rule):
     max_scale: Annotated[RatioField, ratio_in("100%", None)] = Field(default=Ratio.parse("300%"), description="Cap on the margin multiplier.")
     source: str | None = None
     calibrate: RatioGrid | None = None
+    current: PositiveRatio | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "ratio", BreakerValue.HALF_LIFE: "duration", BreakerValue.MAX_SCALE: "ratio", **_Rule.VALUES}
 
 
 class OiCapRule(_Rule):
     kind: Literal["oi_cap"]
     threshold: PositiveUsd = Field(description="Open-interest cap.")
     calibrate: UsdGrid | None = None
+    current: PositiveUsd | None = Field(default=None, description=_CURRENT)
+
+    VALUES: ClassVar[dict[BreakerValue, str]] = {BreakerValue.THRESHOLD: "usd", **_Rule.VALUES}
 
 
 RULE_KINDS = ("price_band", "staleness", "divergence", "peg", "vol_scaling", "oi_cap")

@@ -121,6 +121,7 @@ class RuleCalibration:
     candidates: int
     policy: Figures
     calibrated: Figures | None
+    chosen: Ratio | Duration | Usd | None = None  # the calibrated threshold in its unit (breaker setters send it)
 
     @property
     def matches_policy(self) -> bool:
@@ -426,13 +427,13 @@ def calibrate(breakers: Breakers, streams: Mapping[str, MarketStream]) -> Calibr
             continue
 
         budget = limit if rule.max_false_alarms_per_month is None else float(rule.max_false_alarms_per_month)
-        calibrated, count = (None, 0)
+        chosen, calibrated, count = None, None, 0
         if rule.calibrate is not None:
             chosen, count = _choose(rule, histories, budget)
             calibrated = _at(rule, histories, chosen, calibration, budget)
         markets = tuple(h.market for h in histories)
         at_policy = _at(rule, histories, rule.threshold, calibration, budget)
-        rules.append(RuleCalibration(rule.name, rule.kind, threshold_unit(rule.kind), markets, rule.detects, budget, count, at_policy, calibrated))
+        rules.append(RuleCalibration(rule.name, rule.kind, threshold_unit(rule.kind), markets, rule.detects, budget, count, at_policy, calibrated, chosen))
     policy = coverage(calibration, [(r.rule, r.detects, r.policy) for r in rules])
     tuned = coverage(calibration, [(r.rule, r.detects, r.calibrated or r.policy) for r in rules])
     return CalibrationReport(breakers.name, limit, calibration.max_detection_delay.seconds, calibration.calm_margin.seconds, tuple(rules), policy, tuned, tuple(skipped))

@@ -19,7 +19,7 @@ All fractions are of position notional (0.03 = 3%); USD amounts are plain floats
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -294,6 +294,7 @@ class PerpMarginRecommendation:
     oi_caps: OiCaps | None
     backtest_long: MarginBacktest
     backtest_short: MarginBacktest
+    path: MarginPath | None = field(default=None, compare=False, repr=False)  # the backtests' periods, for the report's charts
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -448,5 +449,5 @@ def recommend_perp_margin(
         volatility_model=f"EWMA, half-life {half_life_steps:g} steps", tail=tail.describe(), sigma_per_step=sigma_now,
         move_long=move_long, move_short=move_short, funding_long=f_long, funding_short=f_short, slippage=slip,
         liquidation_fee=fee, mmf=mmf, imf=initial_margin(mmf, initial_buffer), oi_caps=caps,
-        backtest_long=bt_long, backtest_short=bt_short,
+        backtest_long=bt_long, backtest_short=bt_short, path=path,
     )

@@ -18,6 +18,7 @@ wad / ray      0.035 x 1e18 / 1e27                     40e6 x 1e18 / 1e27
 e6             0.035 x 1e6                             40e6 x 1e6 (USDC units)
 whole-token    refused (0 or 1)                        40000000
 raw            0.035 x 10^decimals                     40e6 x 10^decimals
+seconds        refused (durations only: breakers)      refused
 =============  ======================================  =====================================
 
 A conversion must be exact unless the argument names a ``rounding`` (bps, wad, ray, whole-token).
@@ -78,6 +79,7 @@ class OnChainUnit(StrEnum):
     E6 = "e6"
     WHOLE_TOKEN = "whole-token"
     RAW = "raw"
+    SECONDS = "seconds"  # durations only (a circuit breaker's staleness or window); no derivative parameter is one
 
 
 class Rounding(StrEnum):
@@ -122,14 +124,20 @@ class SetterArg(Model):
         if self.rounding is not None and self.unit not in ROUNDABLE_UNITS:
             raise ValueError(f"argument {self.name!r}: rounding applies to bps, wad, ray or whole-token; {self.unit} must be exact")
         if self.parameter is not None:
-            usd = self.parameter in USD_PARAMETERS
-            if usd and self.unit is OnChainUnit.BPS:
-                raise ValueError(f"argument {self.name!r}: {self.parameter} is a USD amount, not basis points")
-            if not usd and self.unit is OnChainUnit.WHOLE_TOKEN:
-                raise ValueError(f"argument {self.name!r}: {self.parameter} is a ratio; in whole tokens it would be 0 or 1 (use bps, wad, ray or e6)")
+            self._check_unit_fits_parameter()
         if self.text is not None and len(self.text.encode("utf-8")) > 32:
             raise ValueError(f"argument {self.name!r}: text {self.text!r} is longer than 32 bytes")
         return self
+
+    def _check_unit_fits_parameter(self) -> None:
+        """Whether the unit suits what the parameter is (a ratio or a USD amount); breaker setters check it per rule kind."""
+        usd = self.parameter in USD_PARAMETERS
+        if usd and self.unit is OnChainUnit.BPS:
+            raise ValueError(f"argument {self.name!r}: {self.parameter} is a USD amount, not basis points")
+        if not usd and self.unit is OnChainUnit.WHOLE_TOKEN:
+            raise ValueError(f"argument {self.name!r}: {self.parameter} is a ratio; in whole tokens it would be 0 or 1 (use bps, wad, ray or e6)")
+        if self.unit is OnChainUnit.SECONDS:
+            raise ValueError(f"argument {self.name!r}: {self.parameter} is not a duration; seconds are for breaker durations")
 
 
 class Setter(Model):

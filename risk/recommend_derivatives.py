@@ -24,7 +24,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from risk.backtest import TailKind, horizon_quantiles, standardised_moves
+from risk.backtest import Side, TailKind, horizon_quantiles, standardised_moves
 from risk.derivative_inputs import FundingSeries
 from risk.errors import PolicyError, RiskInputError
 from risk.hedging import HedgeCosts, candidate_grid
@@ -43,20 +43,21 @@ from risk.options import (
     scenario_margin,
     span_grid,
 )
-from risk.perps import PerpLiquidity, oi_caps_from_liquidity, recommend_perp_margin
+from risk.perps import PerpLiquidity, PerpMarginRecommendation, oi_caps_from_liquidity, recommend_perp_margin
 from risk.policy import ChangeLimit, Policy, VenueKind
 from risk.policy_derivatives import (
     DerivativeParameter,
     GridKind,
+    HedgingSpec,
     OptionBookSpec,
     OptionLeg,
     OptionMarket,
     PerpMarket,
-    HedgingSpec,
     derivative_section,
 )
 from risk.recommendation_derivatives import (
     BacktestFigures,
+    BacktestSeries,
     DerivativeChange,
     DerivativeMarketRecommendation,
     DerivativeRecommendation,
@@ -216,6 +217,14 @@ def _consistent(changes: list[DerivativeChange]) -> list[DerivativeChange]:
     return out
 
 
+def _move_series(rec: PerpMarginRecommendation, side: Side) -> BacktestSeries:
+    """One side's backtested move margins and realised adverse moves, per period (the report charts them)."""
+    path = rec.path
+    assert path is not None  # recommend_perp_margin always records it
+    losses, margins = (-path.realised, path.move_long) if side is Side.LONG else (path.realised, path.move_short)
+    return BacktestSeries("fraction", rec.horizon_steps, path.at + 1, losses, margins)  # `at` indexes closes[1:]
+
+
 def recommend_perp_market(market: PerpMarket, closes: np.ndarray, step: int, funding: FundingSeries | None, as_of: int) -> DerivativeMarketRecommendation:
     """One perpetual market: margins, fee, caps (and hedge) from its closes (USD, fixed step of ``step`` seconds)."""
     horizon = _steps(market.liquidation_horizon.seconds, step, f"{market.symbol} liquidation horizon")
@@ -235,7 +244,8 @@ def recommend_perp_market(market: PerpMarket, closes: np.ndarray, step: int, fun
     caps = rec.oi_caps
     if caps is not None and liq is not None:
         caps = oi_caps_from_liquidity(liq.depth, liq.impact, Ratio.from_float(rec.liquidation_fee), market.oi_caps.upper_over_lower.as_float())
-    move = (BacktestFigures.of("MMF move, long side", rec.backtest_long), BacktestFigures.of("MMF move, short side", rec.backtest_short))
+    move = (BacktestFigures.of("MMF move, long side", rec.backtest_long, _move_series(rec, Side.LONG)),
+            BacktestFigures.of("MMF move, short side", rec.backtest_short, _move_series(rec, Side.SHORT)))
     mmf = Bps.from_float(rec.mmf, "up")
     imf = max(Bps.from_float(rec.imf, "up"), mmf)
     changes = [_change(market, D.MMF, mmf, (), move), _change(market, D.IMF, imf, ("IMF = MMF x (1 + buffer)",), move)]
@@ -305,7 +315,8 @@ def recommend_option_market(
     vol_up, vol_down = recommend_vol_shock(sig, horizon, market.coverage)
     book = reference.book(float(closes[-1]), sigma_annual)
     margin = scenario_margin(book, factory(scan, vol_up, vol_down, look_ahead))
-    figures_bt = (BacktestFigures.of(f"scenario margin of the reference book ({bt.grid}), every horizon", bt.backtest),)
+    series = BacktestSeries("USD", horizon, bt.at + 1, bt.losses, bt.margins)  # `at` indexes closes[1:]
+    figures_bt = (BacktestFigures.of(f"scenario margin of the reference book ({bt.grid}), every horizon", bt.backtest, series),)
     down_bps = Bps.from_float(vol_down, "up")
     changes = [
         _change(market, D.SCAN_RANGE, Bps.from_float(scan.widest, "up"), ("wider side of the two-sided quantile move",), figures_bt),

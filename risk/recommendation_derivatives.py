@@ -9,8 +9,10 @@ notional unless named ``_usd``). `DerivativeRecommendation.to_json` is the singl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from risk.backtest import MarginBacktest
 from risk.hedging_backtest import HedgeResult
@@ -47,6 +49,27 @@ def value_text(value: ParameterValue | None) -> str:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class BacktestSeries:
+    """A backtest's periods, for the report's charts (recommendation.json keeps the figures only).
+
+    ``start`` indexes the market's closes: the close at which each period's value was set, from data
+    known then; the period runs ``horizon_steps`` closes on. ``losses`` (positive = loss: for one side's
+    margin, that side's adverse move) and ``margins`` are in ``unit``: "fraction" of notional or "USD".
+    """
+
+    unit: str
+    horizon_steps: int
+    start: np.ndarray
+    losses: np.ndarray
+    margins: np.ndarray
+
+    @property
+    def hits(self) -> np.ndarray:
+        """Periods whose loss exceeded the margin set before it (as `risk.backtest.backtest_losses` counts them)."""
+        return self.losses > self.margins
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestFigures:
     """One coverage backtest as voters read it: exceedances, Kupiec and Christoffersen p-values, zone."""
@@ -58,10 +81,11 @@ class BacktestFigures:
     kupiec_p: float
     christoffersen_p: float
     zone: str
+    series: BacktestSeries | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, what: str, bt: MarginBacktest) -> BacktestFigures:
-        return cls(what, bt.coverage, bt.n, bt.exceedances, bt.kupiec.test.p_value, bt.independence.p_value, bt.traffic_light.zone.value)
+    def of(cls, what: str, bt: MarginBacktest, series: BacktestSeries | None = None) -> BacktestFigures:
+        return cls(what, bt.coverage, bt.n, bt.exceedances, bt.kupiec.test.p_value, bt.independence.p_value, bt.traffic_light.zone.value, series)
 
     @property
     def accepted(self) -> bool:

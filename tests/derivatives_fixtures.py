@@ -39,9 +39,25 @@ breakers:
       sources:
         - {name: file, file: prices.csv, column: ETH}
         - {name: other, file: other.csv, column: close}
+      open_interest: {file: oi.csv}   # no such file: an epoch has no open-interest series, so the OI cap is skipped
   rules:
-    - {name: drop-1h, kind: price_band, window: 1h, direction: down, threshold: "3%", calibrate: {min: "1%", max: "10%", step: "0.5%"}}
+    - name: drop-1h
+      kind: price_band
+      window: 1h
+      direction: down
+      threshold: "3%"
+      calibrate: {min: "1%", max: "10%", step: "0.5%"}
+      current: "20%"
+      setters:
+        - label: Guardian
+          contract: "0x00000000000000000000000000000000000000cc"
+          function: setDropBand(bytes32,uint32,uint16)
+          args:
+            - {name: market, text: ETH-USD}
+            - {name: windowSeconds, parameter: window, unit: seconds}
+            - {name: maxDropBps, parameter: threshold, unit: bps}
     - {name: spread, kind: divergence, threshold: "2%", detects: false}
+    - {name: oi, kind: oi_cap, threshold: "$50M"}
   calibration:
     max_false_alarms_per_month: 2
     max_detection_delay: 24h

@@ -41,7 +41,10 @@ from risk.recommendation_derivatives import (
     ParameterValue,
     value_text,
 )
-from risk.units import Bps, Ray, TokenAmount, Usd, Wad
+from risk.units import Bps, Duration, Ratio, Ray, TokenAmount, Usd, Wad
+
+# What a setter argument may carry: a venue parameter (Bps, Usd) or a breaker's threshold or setting (Ratio, Duration, Usd).
+OnChainValue = ParameterValue | Ratio | Duration
 
 _PLACES = {OnChainUnit.E6: 6}
 
@@ -74,13 +77,23 @@ def _decimals(arg: SetterArg) -> int | None:
     return _PLACES.get(arg.unit)  # type: ignore[arg-type]
 
 
-def onchain_value(value: ParameterValue, arg: SetterArg, where: str = "") -> int:
+def _text(value: OnChainValue) -> str:
+    return value_text(value) if isinstance(value, (Bps, Usd)) else str(value)
+
+
+def onchain_value(value: OnChainValue, arg: SetterArg, where: str = "") -> int:
     """The integer a setter argument carries for ``value`` in the argument's unit (exact unless it names a rounding)."""
     rounding = None if arg.rounding is None else arg.rounding.value
     unit = arg.unit
+    if isinstance(value, Duration):
+        if unit is OnChainUnit.SECONDS:
+            return value.seconds
+        raise GenericSetterError(f"{where}: the duration {value} cannot be written in {unit}", "durations are sent in seconds (unit: seconds)")
+    if unit is OnChainUnit.SECONDS:
+        raise GenericSetterError(f"{where}: {_text(value)} is not a duration", "seconds are for durations; ratios: bps, wad, ray, e6, raw")
     try:
-        if isinstance(value, Bps):
-            ratio = value.to_ratio()
+        if isinstance(value, (Bps, Ratio)):
+            ratio = value.to_ratio() if isinstance(value, Bps) else value
             if unit is OnChainUnit.BPS:
                 return ratio.to_bps(rounding).value  # type: ignore[arg-type]
             if unit is OnChainUnit.WAD:
@@ -99,16 +112,18 @@ def onchain_value(value: ParameterValue, arg: SetterArg, where: str = "") -> int
     except UnitError:
         exact = "" if rounding is not None or unit not in ROUNDABLE_UNITS else ", or name a rounding (down, up, nearest)"
         raise GenericSetterError(
-            f"{where}: {value_text(value)} is not a whole number in {unit}" + (f" ({_decimals(arg)} decimals)" if _decimals(arg) is not None else ""),
+            f"{where}: {_text(value)} is not a whole number in {unit}" + (f" ({_decimals(arg)} decimals)" if _decimals(arg) is not None else ""),
             f"write it in a finer unit{exact}",
         ) from None
     raise GenericSetterError(f"{where}: {value!r} cannot be written in {unit}", "ratios: bps, wad, ray, e6, raw; USD amounts: wad, ray, e6, whole-token, raw")
 
 
-def value_back(raw: int, arg: SetterArg, like: ParameterValue) -> Decimal:
-    """The inverse of `onchain_value`, through the inverse unit types: a fraction of one or a USD amount."""
+def value_back(raw: int, arg: SetterArg, like: OnChainValue) -> Decimal:
+    """The inverse of `onchain_value`, through the inverse unit types: a fraction of one, a USD amount or seconds."""
     unit = arg.unit
-    if isinstance(like, Bps):
+    if isinstance(like, Duration):
+        return Decimal(Duration(raw).seconds)
+    if isinstance(like, (Bps, Ratio)):
         if unit is OnChainUnit.BPS:
             return Bps(raw).to_ratio().value
         if unit is OnChainUnit.WAD:
@@ -125,8 +140,20 @@ def value_back(raw: int, arg: SetterArg, like: ParameterValue) -> Decimal:
     return TokenAmount(raw, _decimals(arg)).to_decimal()  # type: ignore[arg-type]
 
 
-def _exact(value: ParameterValue) -> Decimal:
+def exact_value(value: OnChainValue) -> Decimal:
+    """What `value_back` should give back: a fraction of one, a USD amount or seconds."""
+    if isinstance(value, Duration):
+        return Decimal(value.seconds)
     return value.to_ratio().value if isinstance(value, Bps) else value.value
+
+
+def decodes_to(raw: int, arg: SetterArg, value: OnChainValue) -> tuple[bool, Decimal, Decimal]:
+    """Whether ``raw`` (decoded from calldata) is ``value`` in the argument's unit: exact, or within one unit in its rounding's direction."""
+    back, want = value_back(raw, arg, value), exact_value(value)
+    one = value_back(1, arg, value)
+    rounding = None if arg.rounding is None else arg.rounding.value
+    ok = back == want if rounding is None else (abs(back - want) < one and (rounding != "down" or back <= want) and (rounding != "up" or back >= want))
+    return ok, back, want
 
 
 def _text_bytes(text: str) -> bytes:
@@ -255,11 +282,7 @@ def prove_calls(calls: Sequence[Call], policy: Policy, recommendation: Derivativ
                 if got != constant_value(arg, inp.type, where):
                     raise StewardError(f"{where}: decodes to {got!r}, the policy says {arg.constant if arg.text is None else arg.text!r}", "do not sign")
                 continue
-            proposed = rec.change(arg.parameter).proposed
-            back, want = value_back(got, arg, proposed), _exact(proposed)
-            one = value_back(1, arg, proposed)
-            rounding = None if arg.rounding is None else arg.rounding.value
-            ok = back == want if rounding is None else (abs(back - want) < one and (rounding != "down" or back <= want) and (rounding != "up" or back >= want))
+            ok, back, want = decodes_to(got, arg, rec.change(arg.parameter).proposed)
             if not ok:
                 raise StewardError(f"{where}: {got} in {arg.unit} is {back}, the recommendation says {want}", "do not sign: this is a bug in packaging")
 
@@ -270,6 +293,7 @@ _UNIT_TEXT = {
     OnChainUnit.RAY: "ray (1e27 = 1)",
     OnChainUnit.E6: "6 decimals (1e6 = 1)",
     OnChainUnit.WHOLE_TOKEN: "whole units",
+    OnChainUnit.SECONDS: "seconds",
 }
 
 

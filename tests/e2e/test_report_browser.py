@@ -21,8 +21,11 @@ from typing import Any
 import numpy as np
 import pytest
 from browser import Browser, Page, find_chromium
+from derivatives_fixtures import write_data, write_policies
 from PIL import Image
 from unit.test_report_tables import demo_bundle
+
+from governance.pipeline_derivatives import build_derivative_files, gather_derivative_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -224,3 +227,38 @@ def test_screenshots_show_the_scheme_and_inked_charts(seen: dict[str, Any], sche
 def test_the_page_fits_a_desktop_and_a_phone_without_sideways_scrolling(seen: dict[str, Any]) -> None:
     assert seen["light"]["fits"] and seen["dark"]["fits"]
     assert seen["phone_fits"]
+
+
+@pytest.fixture(scope="module")
+def derivative_report_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A perps venue's report.html (synthetic data: backtest charts and a breaker replay)."""
+    folder = tmp_path_factory.mktemp("derivative-data")
+    write_data(folder)
+    write_policies(folder)
+    path = ARTIFACTS / "report-derivatives.html"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_derivative_files(gather_derivative_inputs(folder / "perps.yaml", data_dir=folder))["report.html"])
+    return path.as_uri()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_derivative_report_logs_no_error_fetches_nothing_and_draws_its_charts(
+    browser: Browser, derivative_report_url: str, scheme: str
+) -> None:
+    page = browser.new_page()
+    page.viewport(*DESKTOP)
+    page.color_scheme(scheme)
+    page.open(derivative_report_url)
+    assert page.events.console_errors == []
+    assert derivative_report_url in page.events.requests
+    assert [u for u in page.events.requests if not u.startswith(("file://", "data:"))] == []
+    charts = page.evaluate(CHARTS_JS)
+    assert sorted(c["figure"] for c in charts) == ["backtest-BTC", "backtest-ETH", "replay-window-a-ETH"]
+    background = rgb(page.evaluate("getComputedStyle(document.documentElement).backgroundColor"))
+    for c in charts:
+        assert c["visible"] and c["width"] >= 600 and c["height"] >= 200, c["figure"]
+        assert c["drawnTexts"] == len(c["texts"]) > 10, c["figure"]
+        assert contrast(rgb(c["ink"]), background) >= 7, c["figure"]
+        units = {"Period start (UTC)", "Loss (% of notional)"} if c["figure"].startswith("backtest-") else {"Price (USD)", "Time (UTC)", "1h move down (%)"}
+        assert units <= set(c["texts"]), c["figure"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from governance.bundle import check_against_manifest, diff_files, load_manifest, read_bundle, write_bundle
+from governance.calls import decode_call
 from governance.cli import app
 from governance.pipeline_derivatives import build_derivative_files, derivative_inputs_from_bundle, gather_derivative_inputs
+from governance.safe import decode_tx_builder_batch
+from governance.venues.generic import function_abi
+from risk.breaker_policy import load_breaker_policy
 
 pytestmark = pytest.mark.realdata
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -121,7 +126,42 @@ def test_options_bundle(options: Path) -> None:
     assert "realised volatility (EWMA) stands in for implied volatility" in report
     assert "#### Hedging" in report and "loss avoided" in report
     calls = _doc(options, "calls.json")
-    assert [c["signature"] for c in calls] == ["setScenarioParams(bytes32,uint256,uint256,uint256)", "setHedgeParams(uint256,uint256)"]
+    venue_calls = [c["signature"] for c in calls if "rule" not in c]  # the breaker policy's calls follow (see the next test)
+    assert venue_calls == ["setScenarioParams(bytes32,uint256,uint256,uint256)", "setHedgeParams(uint256,uint256)"]
+
+
+@pytest.mark.parametrize("which", ["perps", "options"])
+def test_calibrated_breaker_thresholds_are_the_decoded_call_arguments(which: str, request: pytest.FixtureRequest) -> None:
+    bundle: Path = request.getfixturevalue(which)
+    doc = _doc(bundle, "breakers.json")
+    rules = {r["rule"]: r for r in doc["rules"]}
+    policy = load_breaker_policy(bundle / "inputs" / "breakers.yaml").policy.breakers
+    setters = {r.name: r.setters for r in policy.rules if r.setters}
+    onchain = {c["rule"]: c for c in doc["onchain"]}
+    assert set(onchain) == set(setters) == {"eth-tick-move", "eth-drop-1h", "eth-drop-48h", "eth-vol", "eth-stale"}
+    rows = {c["rule"]: c for c in _doc(bundle, "calls.json") if "rule" in c}
+    batch = decode_tx_builder_batch(_doc(bundle, "safe-tx-builder.json"))
+    for name, change in onchain.items():
+        print(f"{name}: {change['current']} → {change['proposed']} (calibrated {rules[name]['calibrated']['threshold']}; {change['note'] or 'limit not binding'})")
+        assert change["source"] == "calibrated" and change["changed"]
+        (setter,) = setters[name]
+        row = rows[name]
+        assert (row["to"], 0, row["data"]) in batch
+        args = dict(zip([a.name for a in setter.args], decode_call(function_abi(setter), row["data"]), strict=True))
+        threshold = next(a for a in setter.args if a.parameter == "threshold")
+        sent = {"bps": args[threshold.name] / 10_000, "wad": args[threshold.name] / 10**18, "seconds": args[threshold.name]}[threshold.unit.value]
+        calibrated = rules[name]["calibrated"]["threshold_value"]
+        if "change limit binds" in change["note"]:  # the limit holds the step; the target is still the calibrated threshold
+            assert sent != pytest.approx(calibrated) and change["target"] == _text(calibrated, threshold.unit.value)
+        else:
+            assert sent == pytest.approx(calibrated)
+    # the example policy's ETH band: 8% on chain, calibrated lower; the 1.5 pp limit takes it to 6.5% this epoch
+    assert onchain["eth-tick-move"]["current"] == "8.00%" and onchain["eth-tick-move"]["proposed"] == "6.50%"
+    assert "**ETH price band per update 8.00% → 6.50% (rule eth-tick-move)**" in (bundle / "report.md").read_text()
+
+
+def _text(value: float, unit: str) -> str:
+    return f"{value / 3600:g}h" if unit == "seconds" else f"{value * 100:.2f}%"
 
 
 @pytest.mark.parametrize("policy", [PERPS, OPTIONS], ids=["perps", "options"])
@@ -132,3 +172,28 @@ def test_steward_epoch_and_verify(policy: Path, shared_data: Path, tmp_path: Pat
     (bundle,) = (p for p in tmp_path.glob("*/*") if p.is_dir())
     verified = runner.invoke(app, ["verify", str(bundle)])
     assert verified.exit_code == 0, verified.output
+
+
+@pytest.mark.parametrize("which", ["perps", "options"])
+def test_report_html_charts_the_backtests_and_the_crashes_replayed(which: str, request: pytest.FixtureRequest) -> None:
+    """report.html is in the manifest, loads nothing, and draws each market's backtests and the breaker on
+    each crash window inside the pinned prices, with the figures of recommendation.json and breakers.json."""
+    bundle: Path = request.getfixturevalue(which)
+    html = (bundle / "report.html").read_text()
+    assert "report.html" in _doc(bundle, "manifest.json")["files"]
+    assert not re.search(r"<(script|img|link|iframe)\b", html) and not re.search(r"(src|href)=\"(?!#)", html)
+    figures = dict(re.findall(r'<figure class="\w+" id="([^"]+)">(.*?)</figure>', html, re.DOTALL))
+    rec = _doc(bundle, "recommendation.json")
+    assert sorted(figures) == sorted([f"backtest-{s}" for s in rec["markets"]] + ["replay-black-thursday-ETH", "replay-may-2021-ETH"])
+    for symbol, market in rec["markets"].items():
+        body = figures[f"backtest-{symbol}"]
+        assert body.count("<svg") == 1 and "Period start (UTC)" in body and ("Loss (% of notional)" in body or f"Loss (% of the {symbol} price)" in body)
+        for b in {b["what"]: b for p in market["parameters"].values() for b in p["backtests"] if not b["what"].startswith("hedged")}.values():
+            assert f"{b['exceedances']} exceedances in {b['periods']} periods" in body and f"Kupiec p {b['kupiec_p']:.3g}" in body
+    events = {(r["rule"], e["window"]): e for r in _doc(bundle, "breakers.json")["rules"] if r["detects"] for e in r["policy"]["events"]}
+    for window in ("black-thursday", "may-2021"):
+        body = figures[f"replay-{window}-ETH"]
+        assert body.count("<svg") == 1 and all(label in body for label in ("Price (USD)", "Time (UTC)", "1h move down (%)", "Volatility (% a year)"))
+        for (rule, w), e in events.items():
+            if w == window:
+                assert f"{rule} (" in body and f"first alert {e['delay_hours']:.1f} h after its start" in body

@@ -19,6 +19,7 @@ from governance.pipeline_derivatives import (
 )
 from governance.safe import decode_tx_builder_batch, verify_tx_builder_checksum
 from governance.venues.generic import function_abi
+from risk.breaker_policy import check_breaker_policy_text
 from risk.errors import DataError, PolicyError
 from risk.policy_load import load_policy
 
@@ -47,7 +48,8 @@ def _rebuild(bundle: Path) -> list[str]:
 def test_the_bundle_pins_every_input(folder: Path, perps_bundle: tuple[Path, dict[str, bytes]]) -> None:
     bundle, files = perps_bundle
     assert sorted(files) == ["breakers.json", "calls.json", "inputs/breakers.yaml", "inputs/funding-BTC.csv", "inputs/policy.yaml",
-                             "inputs/prices.csv", "manifest.json", "recommendation.json", "report.md", "safe-tx-builder.json", "safe-tx.json"]
+                             "inputs/prices.csv", "manifest.json", "recommendation.json", "report.html", "report.md", "safe-tx-builder.json",
+                             "safe-tx.json"]
     assert files["inputs/funding-BTC.csv"] == (folder / "funding.csv").read_bytes()  # verbatim
     assert files["inputs/breakers.yaml"] == (folder / "breakers.yaml").read_bytes()
     manifest = json.loads(files["manifest.json"])
@@ -101,10 +103,31 @@ def test_breakers_are_measured_on_the_pinned_prices(perps_bundle: tuple[Path, di
     assert doc["name"] == "test-breakers" and doc["measured_on"].startswith("inputs/prices.csv (2881 steps")
     (rule,) = doc["rules"]  # the divergence rule needs a second source: skipped, and said so
     assert rule["rule"] == "drop-1h" and rule["policy"]["threshold"] == "3%"
-    assert doc["skipped"] == ["ETH spread: skipped (divergence needs 2 sources, 1 given)"]
+    assert doc["skipped"] == ["ETH spread: skipped (divergence needs 2 sources, 1 given)", "ETH oi: skipped (no open-interest series)"]
     assert rule["policy"]["false_alarms_per_month"] == pytest.approx(rule["policy"]["false_alarms"] / rule["policy"]["calm_months"])
     report = files["report.md"].decode()
     assert "## Circuit breakers: thresholds and their measured rates" in report and "| drop-1h | price_band | ETH | 3% |" in report
+    assert "Open-interest caps (ETH oi) are not measured: the data hold no real open-interest history" in report
+
+
+def test_the_calibrated_breaker_threshold_is_packaged_in_the_same_safe_batch(perps_bundle: tuple[Path, dict[str, bytes]]) -> None:
+    _, files = perps_bundle
+    doc = json.loads(files["breakers.json"])
+    (change,) = doc["onchain"]
+    (rule,) = doc["rules"]
+    assert change["rule"] == "drop-1h" and change["source"] == "calibrated" and change["current"] == "20.00%"
+    assert float(change["proposed"].rstrip("%")) / 100 == pytest.approx(rule["calibrated"]["threshold_value"])  # no change limit: the calibrated one
+    calls = json.loads(files["calls.json"])
+    (row,) = [c for c in calls if c.get("rule") == "drop-1h"]
+    assert calls[-1] == row  # after the venue's own calls
+    function = function_abi(check_breaker_policy_text(files["inputs/breakers.yaml"], "b")[0].breakers.rules[0].setters[0])  # type: ignore[union-attr]
+    key, window, bps = decode_call(function, row["data"])
+    assert (key, window) == (b"ETH-USD".ljust(32, b"\0"), 3600) and bps / 10_000 == pytest.approx(rule["calibrated"]["threshold_value"])
+    batch = json.loads(files["safe-tx-builder.json"])
+    assert decode_tx_builder_batch(batch)[-1] == (row["to"], 0, row["data"])
+    report = files["report.md"].decode()
+    assert f"**ETH price drop over 1h 20.00% → {change['proposed']} (rule drop-1h)**" in report
+    assert f"| drop-1h | ETH price drop over 1h | 20.00% | {change['proposed']} | calibrated |" in report
 
 
 def test_an_options_bundle_pins_its_book_files_and_says_what_stands_in_for_implied_volatility(folder: Path, tmp_path: Path) -> None:
