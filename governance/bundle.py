@@ -20,8 +20,9 @@ from risk.errors import StewardError
 MANIFEST = "manifest.json"
 # Added after the build by the chain steps; outside the manifest, each verified on its own.
 SIMULATION = "simulation.json"
+SIGNER_PACKET = "signer-packet.md"  # rendered from simulation.json and the core (governance/signer_packet_attachment.py)
 SIGNATURES_DIR = "signatures"
-ATTACHMENT = re.compile(r"^(simulation\.json|signatures/0x[0-9a-fA-F]{40}\.json)$")
+ATTACHMENT = re.compile(r"^(simulation\.json|signer-packet\.md|signatures/0x[0-9a-fA-F]{40}\.json)$")
 
 
 class BundleError(StewardError):

@@ -114,10 +114,14 @@ def _run_epoch(
         if snapshot is not None:
             raise StewardError("--rpc and --snapshot both given", "read current parameters from one place")
         from governance.venues.aave_v3_read import snapshot_from_rpc
+        from governance.venues.compound_read import comet_snapshot_from_rpc
+        from risk.policy import Protocol
         from risk.policy_load import load_policy
 
         with err.status(f"reading current parameters from the chain{'' if block is None else f' at block {block}'}…"):
-            chain_snapshot = snapshot_from_rpc(load_policy(policy or DEMO_POLICY).policy, rpc, block=block)
+            venue_policy = load_policy(policy or DEMO_POLICY).policy
+            read = comet_snapshot_from_rpc if venue_policy.venue.protocol is Protocol.COMPOUND_V3 else snapshot_from_rpc  # Comet, not Aave reserves
+            chain_snapshot = read(venue_policy, rpc, block=block)
     elif block is not None:
         raise StewardError("--block needs --rpc", "give the RPC to read the block from")
     with err.status("reading policy, prices and snapshot…"):

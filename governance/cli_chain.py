@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from governance.bundle import SIGNER_PACKET
 from governance.chain import DEFAULT_TIMEOUT_S
 
 T = TypeVar("T")
@@ -93,6 +94,8 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
             with err.status("verifying, then running the Safe transaction on a snapshot…"):
                 result = simulate(bundle, rpc, timeout_s=timeout)
             print_result(result)
+            if (packet := bundle / SIGNER_PACKET).is_file():
+                out.print(f"  signer packet (before → after, read on chain): {packet}", markup=False)
             require_ok(result)
 
         guarded(body)

@@ -173,7 +173,7 @@ def load_governor_bundle(bundle: Path, *, for_reconcile: bool = False) -> Govern
     actions = [_Action(t, v, "0x" + d.hex()) for t, v, d in zip(*proposal.args, strict=True)]
     packed = safe_tx_for_calls(actions, safe_address=proposal.governor, chain_id=chain_id, nonce=0)
     try:
-        check_calls(packed, recommendation, policy.venue.addresses.pool_configurator)
+        check_calls(packed, recommendation, policy.venue.addresses.pool_configurator, batch="governor")
     except BundleError as exc:
         raise GovernorError(f"{GOVERNOR_JSON}: the proposal's actions do not match recommendation.json",
                             "do not propose: the actions do not do what the report says", exc.problems) from None
@@ -182,7 +182,7 @@ def load_governor_bundle(bundle: Path, *, for_reconcile: bool = False) -> Govern
         path=bundle, manifest_sha256=sha256(files[MANIFEST]), chain_id=chain_id,
         snapshot_block=int(block) if block is not None else None, policy=policy, proposal=proposal,
         markets={m.symbol: to_checksum_address(m.asset) for m in policy.markets},
-        expected=expected_values(recommendation),
+        expected=expected_values(recommendation, batch="governor"),
     )
 
 

@@ -25,23 +25,26 @@ from governance.governor import governor_files
 from governance.price_files import PriceFiles
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
+from governance.routed_calls import RoutedCalls, for_route, prove_steward_calls, route_calls, routed_recommendation_json
 from governance.safe import (
     build_tx_builder_batch,
     decode_tx_builder_batch,
     safe_tx_for_calls,
     safe_tx_json,
 )
+from governance.signer_packet import allowed_targets, call_flags, lending_signer_context
 from governance.venues import aave_v3
 from risk.data import DataOptions, Repair, load_series
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.market import MarketData, align
+from risk.parallel import TaskMap, serial_map
 from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource, VenueKind
 from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
-from risk.parallel import TaskMap, serial_map
 from risk.recommend import recommend
 from risk.recommend_scenarios import history_span
 from risk.recommendation import Recommendation
+from risk.routing import RouteKind, routes_table
 from risk.snapshot import (
     VenueSnapshot,
     parse_aave_reserves_csv,
@@ -222,6 +225,16 @@ def gather_inputs(
                 "--snapshot/--rpc read lending reserves", "a perps/options venue gives current values in its policy (current:)"
             )
         return gather_derivative_inputs(policy_path, data_dir=data_dir, seed=seed, epoch=epoch)  # type: ignore[return-value]
+    if policy.venue.protocol is Protocol.COMPOUND_V3:
+        from governance.pipeline_compound import gather_compound_inputs
+        from governance.venues.compound_snapshot import CometSnapshot
+
+        if snapshot is not None and not isinstance(snapshot, CometSnapshot):
+            raise StewardError("a Compound v3 venue's chain snapshot is a Comet read", "read it with governance.venues.compound_read")
+        return gather_compound_inputs(  # type: ignore[return-value]
+            policy_path or DEMO_POLICY, data_dir=data_dir, snapshot_path=snapshot_path, seed=seed, epoch=epoch,
+            price_files=price_files, comet=snapshot,
+        )
     kinds = {type(m.price_source) for m in policy.markets}
     if len(kinds) > 1:
         raise StewardError("the policy mixes synthetic and file price sources", "use one kind of price_source for all markets")
@@ -264,6 +277,10 @@ def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
 
     if is_derivative_bundle(files):
         return derivative_inputs_from_bundle(files, bundle)  # type: ignore[return-value]
+    from governance.pipeline_compound import compound_inputs_from_bundle, is_compound_bundle
+
+    if is_compound_bundle(files):
+        return compound_inputs_from_bundle(files, bundle)  # type: ignore[return-value]
     for rel in (INPUT_POLICY, INPUT_PRICES, INPUT_SNAPSHOT, MANIFEST):
         if rel not in files:
             raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
@@ -283,12 +300,16 @@ def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
     )
 
 
-def _calls_json(calls: list[Call]) -> list[dict[str, Any]]:
+def _calls_json(calls: list[Call], policy: Policy | None = None) -> list[dict[str, Any]]:
+    """calls.json: each call decoded, with its red flags (governance.safe.flag_call): value transfers and,
+    given the policy, targets outside its allow-list (governance.signer_packet.allowed_targets)."""
+    allowed = None if policy is None else allowed_targets(policy)
     return [
         {
             "args": {k: str(v) for k, v in c.named_args.items()},
             "contract": c.contract_label,
             "data": c.data,
+            "flags": call_flags(c, allowed),
             "human": c.human,
             "signature": c.function.signature,
             "to": c.to,
@@ -310,18 +331,38 @@ def _prove_calls(calls: list[Call], recommendation: Recommendation) -> None:
             )
 
 
+def _prove_routed_calls(routed: RoutedCalls, policy: Policy, recommendation: Recommendation) -> None:
+    """Each route's calls against the recommendation as that route carries it; steward calls decoded too."""
+    prove_steward_calls(routed.steward_calls, policy, recommendation, routed.routes)
+    _prove_calls(routed.safe_calls, for_route(recommendation, routed.routes, RouteKind.SAFE))
+    _prove_calls(routed.governor_calls, for_route(recommendation, routed.routes, RouteKind.GOVERNANCE))
+
+
+def _routed_calls_json(routed: RoutedCalls, policy: Policy) -> list[dict[str, Any]]:
+    """calls.json of a routed bundle: each call names the batch that carries it (the Safe's or the Governor's)."""
+    return [
+        {**doc, "batch": batch}
+        for batch, calls in (("safe", routed.safe_batch), ("governor", routed.governor_calls))
+        for doc in _calls_json(calls, policy)
+    ]
+
+
 def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[str, bytes]:
     """Every file of the bundle, in memory. Pure: same inputs, same bytes (whatever `task_map` runs them)."""
     from governance.pipeline_derivatives import DerivativeInputs, build_derivative_files
 
     if isinstance(inputs, DerivativeInputs):
         return build_derivative_files(inputs)
+    from governance.pipeline_compound import CompoundInputs, build_compound_files
+
+    if isinstance(inputs, CompoundInputs):
+        return build_compound_files(inputs, task_map=task_map)
     policy = inputs.policy.policy
     bundle_path = f"proposals/{policy.venue.name}/{inputs.epoch}"  # as the report and the batch name it
     if policy.venue.protocol is not Protocol.AAVE_V3:
         raise StewardError(
             f"protocol {policy.venue.protocol} cannot be packaged yet",
-            "Aave v3 venues are supported; Compound v3 and generic setters are being built (issues 5 and 9)",
+            "lending venues: aave-v3 or compound-v3; any other venue's setters: venue.kind perps/options with setters: in the policy",
         )
     market = inputs.market
     as_of = _iso(int(market.times[-1]))
@@ -329,34 +370,44 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         policy, market.symbols, market.prices, market.step_seconds, inputs.snapshot,
         epoch=inputs.epoch, as_of=as_of, history=inputs.history, task_map=task_map,
     )
-    calls = aave_v3.calls_for(policy, rec)
-    _prove_calls(calls, rec)
+    routed = None
+    if policy.routing is None:
+        calls = aave_v3.calls_for(policy, rec)
+        _prove_calls(calls, rec)
+        batch_calls, governor_calls, governor_rec = calls, calls, rec
+        rec_doc, calls_doc = rec.to_json(), _calls_json(calls, policy)
+    else:  # steward + Safe routes in the Safe batch, the governance route in governor.json only
+        routed = route_calls(policy, rec, as_of_seconds=int(market.times[-1]))
+        _prove_routed_calls(routed, policy, rec)
+        calls, batch_calls, governor_calls = routed.all_calls, routed.safe_batch, routed.governor_calls
+        governor_rec = for_route(rec, routed.routes, RouteKind.GOVERNANCE)
+        rec_doc, calls_doc = routed_recommendation_json(rec, routed, policy), _routed_calls_json(routed, policy)
 
     files: dict[str, bytes] = {
         INPUT_POLICY: inputs.policy.text,
         INPUT_PRICES: market.to_csv_bytes(),
         INPUT_SNAPSHOT: inputs.snapshot.to_json_bytes(),
-        "recommendation.json": jsonio.dumps(rec.to_json()),
-        "calls.json": jsonio.dumps(_calls_json(calls)),
+        "recommendation.json": jsonio.dumps(rec_doc),
+        "calls.json": jsonio.dumps(calls_doc),
     }
     if inputs.history is not None:
         files[INPUT_HISTORY] = inputs.history.to_csv_bytes()
     safe_summary = None
     safe_address = policy.venue.addresses.safe
-    if calls and safe_address is not None:
+    if batch_calls and safe_address is not None:
         title = f"{policy.venue.name} risk parameters, epoch {inputs.epoch}"
         batch = build_tx_builder_batch(
-            calls,
+            batch_calls,
             chain_id=policy.venue.chain_id,
             safe_address=safe_address,
             created_at_ms=int(market.times[-1]) * 1000,  # the data's as-of time: no clock in artefacts
             name=title,
-            description=f"{len(calls)} call(s) generated by steward; verify with `steward verify {bundle_path}`",
+            description=f"{len(batch_calls)} call(s) generated by steward; verify with `steward verify {bundle_path}`",
             owner_address=policy.venue.addresses.safe_owner,
         )
-        if decode_tx_builder_batch(batch) != [(c.to, c.value, c.data) for c in calls]:
+        if decode_tx_builder_batch(batch) != [(c.to, c.value, c.data) for c in batch_calls]:
             raise StewardError("the Tx Builder file does not encode the same calls as calls.json", "do not sign; report a bug")
-        safe_tx = safe_tx_for_calls(calls, safe_address=safe_address, chain_id=policy.venue.chain_id, nonce=inputs.snapshot.safe_nonce)
+        safe_tx = safe_tx_for_calls(batch_calls, safe_address=safe_address, chain_id=policy.venue.chain_id, nonce=inputs.snapshot.safe_nonce)
         safe_doc = safe_tx_json(safe_tx)
         files["safe-tx-builder.json"] = jsonio.dumps(batch)
         files["safe-tx.json"] = jsonio.dumps(safe_doc)
@@ -377,13 +428,13 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         inputs_hashes["history"] = sha256(files[INPUT_HISTORY])
     files.update(
         governor_files(
-            policy, rec, calls, inputs=inputs_hashes, bundle_path=bundle_path,
+            policy, governor_rec, governor_calls, inputs=inputs_hashes, bundle_path=bundle_path,
             version=metadata.version("steward"), block=inputs.snapshot.block,
         )
     )
     context = report_context(
         rec,
-        calls=_calls_json(calls),
+        calls=calls_doc,
         safe=safe_summary,
         inputs=inputs_hashes,
         bundle_path=bundle_path,
@@ -391,7 +442,13 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
         repairs=list(inputs.repairs),
         charts=chart_inputs(rec, market, policy.change_limits),
+        signer=lending_signer_context(
+            rec, policy=policy, calls=calls_doc, files=files, safe=safe_summary,
+            bundle_path=bundle_path, snapshot_block=inputs.snapshot.block,
+        ),
     )
+    if routed is not None:
+        context["routing"] = routes_table(routed.routes)
     files["report.md"] = render_markdown(context)
     files["report.html"] = render_html(context)
     files[MANIFEST] = jsonio.dumps(

@@ -155,7 +155,10 @@ def report_context(
     sources: list[dict[str, str]],
     repairs: list[dict[str, Any]],
     charts: tuple[MarketCharts, ...] | None = None,
+    signer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Everything report.md.j2 / report.html.j2 print. `signer`: the signer packet's data
+    (`governance.signer_packet.signer_context`), or None for a report without one."""
     markets = []
     for m in recommendation.markets:
         rows = [
@@ -197,6 +200,7 @@ def report_context(
         "sources": sources,
         "repairs": repairs,
         "charts": charts,
+        "signer": signer,
     }
 
 

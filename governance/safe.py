@@ -63,6 +63,7 @@ __all__ = [
     "domain_hash",
     "eip712_typed_data",
     "encode_multisend",
+    "flag_call",
     "flag_unusual",
     "inner_calls",
     "message_hash",
@@ -75,6 +76,7 @@ __all__ = [
     "safe_tx_json",
     "sign_safe_tx",
     "tx_builder_checksum",
+    "unusual_by_call",
     "verify_tx_builder_checksum",
 ]
 
@@ -193,7 +195,13 @@ def flag_unusual(tx: SafeTx, *, allowed_targets: Collection[str]) -> list[str]:
     CALL into the MultiSend contract itself, any non-zero value, targets outside `allowed_targets`,
     gas refund settings, and MultiSend data that does not decode.
     """
-    allowed = {a.lower() for a in allowed_targets}
+    own, per_call = unusual_by_call(tx, allowed_targets=allowed_targets)
+    return [*own, *(line for lines in per_call for line in lines)]
+
+
+def unusual_by_call(tx: SafeTx, *, allowed_targets: Collection[str]) -> tuple[list[str], list[list[str]]]:
+    """`flag_unusual`'s lines, split: the Safe transaction's own, and each inner call's in batch order
+    (no inner calls when the MultiSend data does not decode; that is then a line of the transaction's)."""
     flags: list[str] = []
     if tx.operation == Operation.DELEGATECALL and tx.to != MULTISEND_CALL_ONLY_141:
         flags.append(
@@ -214,16 +222,27 @@ def flag_unusual(tx: SafeTx, *, allowed_targets: Collection[str]) -> list[str]:
     try:
         calls = inner_calls(tx)
     except MultiSendError as exc:
-        return [*flags, f"MultiSend data does not decode: {exc.cause}"]
+        return [*flags, f"MultiSend data does not decode: {exc.cause}"], []
     is_batch = tx.operation == Operation.DELEGATECALL and tx.to == MULTISEND_CALL_ONLY_141
-    for i, call in enumerate(calls):
-        where = f"call {i} to {call.to}" if is_batch else f"call to {call.to}"
-        if is_batch and call.operation == Operation.DELEGATECALL:
-            flags.append(f"{where} is a DELEGATECALL inside the batch (MultiSendCallOnly reverts on it)")
-        if is_batch and call.value:
-            flags.append(f"{where} sends {call.value} wei of native currency")
-        if call.to.lower() not in allowed:
-            flags.append(f"{where}: target is not in the allow-list")
+    per_call = [
+        flag_call(call, allowed_targets=allowed_targets, where=f"call {i} to {call.to}" if is_batch else f"call to {call.to}",
+                  in_batch=is_batch)
+        for i, call in enumerate(calls)
+    ]
+    return flags, per_call
+
+
+def flag_call(call: MultiSendTx, *, allowed_targets: Collection[str] | None, where: str, in_batch: bool = True) -> list[str]:
+    """One call's red flags. `in_batch`: the call is a MultiSend entry, so its own operation and value are
+    checked here (for a lone Safe transaction they are the transaction's). `allowed_targets` None: no
+    allow-list to check against (only the operation and value are looked at)."""
+    flags = []
+    if in_batch and call.operation == Operation.DELEGATECALL:
+        flags.append(f"{where} is a DELEGATECALL inside the batch (MultiSendCallOnly reverts on it)")
+    if in_batch and call.value:
+        flags.append(f"{where} sends {call.value} wei of native currency")
+    if allowed_targets is not None and call.to.lower() not in {a.lower() for a in allowed_targets}:
+        flags.append(f"{where}: target is not in the allow-list")
     return flags
 
 

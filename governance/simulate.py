@@ -273,10 +273,33 @@ def _evm_snapshot(reader: ChainReader) -> str:
         ) from None
 
 
+def require_code(reader: ChainReader, cb: ChainBundle, *, block: int) -> None:
+    """Refuse a batch calling an address without code: the call would 'succeed' doing nothing.
+
+    A routed bundle calls the policy's RiskSteward; the devnet has none (no RiskSteward bytecode is
+    published to npm), so such a bundle can only be simulated on a fork of a chain where it is deployed.
+    """
+    routing = cb.policy.routing
+    steward = to_checksum_address(routing.steward) if routing is not None and routing.steward is not None else None
+    for target in dict.fromkeys(to_checksum_address(c.to) for c in inner_calls(cb.safe_tx)):
+        if reader.code(target, block=block):
+            continue
+        if target == steward:
+            raise ChainError(
+                f"the RiskSteward {target} has no code on chain {reader.chain_id} at block {block}: the batch's steward "
+                "calls cannot be simulated here",
+                "simulate on an anvil fork of the chain where the steward is deployed (`anvil --fork-url <RPC>`); "
+                "the devnet has no RiskSteward",
+            )
+        raise ChainError(f"call target {target} has no code on chain {reader.chain_id} at block {block}",
+                         "check the policy's venue.addresses against this chain")
+
+
 def simulate_safe_tx(reader: ChainReader, cb: ChainBundle) -> SimulationResult:
     """Run the bundle's SafeTx on an anvil snapshot, compare, revert. Nothing stays on chain."""
     tx = cb.safe_tx
     block = reader.block_number()
+    require_code(reader, cb, block=block)
     addresses = resolve_addresses(reader, cb.policy, block=block)
     safe_before = reader.safe_state(tx.safe_address, block=block)
     if (problem := nonce_problem(safe_before.nonce, tx.nonce)) is not None:

@@ -4,9 +4,10 @@ The manifest check catches accidental damage; the rebuild catches a consistent f
 and its hash updated), because the calls, the Safe batch and the report are recomputed from
 `inputs/` with this version of steward. Every problem is listed, not just the first.
 
-Attachments added after the build — `simulation.json` and `signatures/<owner>.json` — are outside the
-manifest (the core stays immutable) and verify themselves: a signature must recover to the owner its
-file names for this bundle's safeTxHash; a simulation must name this bundle's manifest and have passed.
+Attachments added after the build — `simulation.json`, `signer-packet.md` and `signatures/<owner>.json` —
+are outside the manifest (the core stays immutable) and verify themselves: a signature must recover to
+the owner its file names for this bundle's safeTxHash; a simulation must name this bundle's manifest and
+have passed; the signer packet must be exactly what simulation.json and the core render.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from governance.bundle import (
     ATTACHMENT,
     MANIFEST,
+    SIGNER_PACKET,
     SIMULATION,
     BundleError,
     check_against_manifest,
@@ -29,6 +31,7 @@ from governance.bundle import (
 )
 from governance.pipeline import build_files, inputs_from_bundle
 from governance.safe import recover_signer, safe_tx_from_json
+from governance.signer_packet_attachment import check_signer_packet
 from risk.errors import StewardError
 
 
@@ -127,10 +130,14 @@ def verify_bundle(bundle: Path, *, require_passed_simulation: bool = True) -> tu
     else:
         problems.extend(p for p in diff_files(rebuilt, core, bundle) if p not in problems)
     safe_doc = json.loads(core["safe-tx.json"]) if "safe-tx.json" in core and not problems else None
+    core_ok = not problems
     for rel, data in sorted(attachments.items()):
         if rel == SIMULATION:
             problems.extend(_check_simulation(data, core[MANIFEST], bundle, require_passed=require_passed_simulation))
-        elif not problems:
+        elif rel == SIGNER_PACKET:
+            if core_ok:  # rendered from the core: only meaningful once the core is the rebuild's
+                problems.extend(check_signer_packet(core, attachments, bundle))
+        elif core_ok:
             problems.extend(_check_signature(rel, data, safe_doc, bundle))
     if problems:
         raise BundleError(

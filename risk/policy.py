@@ -32,6 +32,7 @@ from risk.fields import (
     ratio_in,
     usd_in,
 )
+from risk.policy_compound import CompoundSection
 from risk.policy_governor import GovernorPolicy
 from risk.policy_lending import LendingCore
 from risk.policy_routing import Routing
@@ -311,6 +312,7 @@ class Policy(Model):
     routing: Routing | None = Field(default=None, description="Steward / Safe / governance routing (risk.routing).")
     governor: GovernorPolicy | None = Field(default=None, description="The DAO governor for `steward propose --governor`.")
     lending_core: LendingCore | None = Field(default=None, description="Lending risk core: books, scenarios, optimiser (risk.optimize); without it the foundation rule applies.")
+    compound: CompoundSection | None = Field(default=None, description="Compound v3 (Comet) contracts of a compound-v3 venue (risk/policy_compound.py).")
     perps: PerpSection | None = Field(default=None, description="Perpetual markets (perps venues), see risk/policy_derivatives.py.")
     options: OptionSection | None = Field(default=None, description="Option markets (options venues), see risk/policy_derivatives.py.")
 

@@ -12,9 +12,11 @@ The steward's own checks are mirrored exactly (aave-dao/aave-v3-risk-stewards, `
 A change above the steward's limit is never routed to it. A change the steward cannot take goes to the
 fallback: the Safe batch when the policy says the Safe is the pool's risk admin, else governance; a
 change to 0 always goes to governance (DOMAIN.md: stewards cannot set caps, LTV, LT or LB to 0).
-LTV, LT and bonus are written together: when only part of a market's collateral change could go
-through a faster route and that part alone would break Aave's rules (LTV ≤ LT, LT × (1 + bonus) ≤
-100%), the whole group takes the slower route.
+LTV, LT and bonus are written together: a market's collateral changes always take one route, the
+slowest of its members. The PoolConfigurator's configureReserveAsCollateral writes all three, so a
+Safe or DAO call holding the others at their current values would set a faster route's change back;
+and a faster part applied alone may break Aave's rules (LTV ≤ LT, LT × (1 + bonus) ≤ 100%), which the
+reason then names.
 
 Pure: the caller passes `now` (the epoch's as-of time, not the clock) and any last-update times read
 from the chain.
@@ -234,7 +236,7 @@ def collateral_problem(ltv: int, lt: int, bonus: int) -> str | None:
 
 
 def _group_consistently(routes: list[Route], changes: Sequence[ParameterChange]) -> list[Route]:
-    """Move a market's collateral routes to one slower route when a faster part alone breaks Aave's rules."""
+    """Move a market's collateral routes to the slowest route among them (see the module's docstring)."""
     current: dict[tuple[str, LendingParameter], int] = {(c.market, c.parameter): on_chain_value(c.current) for c in changes}
     by_market: dict[str, list[int]] = {}
     for i, r in enumerate(routes):
@@ -248,20 +250,20 @@ def _group_consistently(routes: list[Route], changes: Sequence[ParameterChange])
             for i in idx:
                 if routes[i].kind is fast:
                     state[routes[i].parameter] = on_chain_value(routes[i].proposed)
-            if any(v is None for v in state.values()):
-                break  # the snapshot lacks part of the group: nothing to compare against
-            problem = collateral_problem(state[P.LTV], state[P.LIQUIDATION_THRESHOLD], state[P.LIQUIDATION_BONUS])  # type: ignore[arg-type]
-            if problem is None:
-                break
+            problem = None
+            if all(v is not None for v in state.values()):  # else the snapshot lacks part of the group
+                problem = collateral_problem(state[P.LTV], state[P.LIQUIDATION_THRESHOLD], state[P.LIQUIDATION_BONUS])  # type: ignore[arg-type]
             slower = kinds[1]
             others = ", ".join(sorted(_LABELS[routes[i].parameter] for i in idx if routes[i].kind is not fast))
+            why = (f"applied alone it would leave {problem} (Aave checks LTV, LT and bonus together)" if problem else
+                   "configureReserveAsCollateral writes LTV, LT and bonus in one call, so a call of it made apart "
+                   "would set this change back")
             for i in idx:
                 if routes[i].kind is fast:
                     r = routes[i]
                     routes[i] = replace(
                         r, kind=slower, rule="kept_with_collateral_group", steward_ready_at=None,
-                        reason=f"{_what(r)}: sent with {others} ({slower.value}): applied alone it would leave "
-                        f"{problem} (Aave checks LTV, LT and bonus together)",
+                        reason=f"{_what(r)}: sent with {others} ({slower.value}): {why}",
                     )
     return routes
 

@@ -9,11 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from signer_packet_rows import check_rows_match
 from typer.testing import CliRunner
 
 from governance import jsonio
 from governance.artifacts import load_artifact
-from governance.bundle import BundleError
+from governance.bundle import SIGNER_PACKET, SIMULATION, BundleError
 from governance.calls import AbiInput, FunctionAbi, encode_call
 from governance.chain import connect
 from governance.chain_bundle import load_chain_bundle
@@ -23,6 +24,7 @@ from governance.safe import safe_tx_for_calls, safe_tx_json
 from governance.simulate import SimulationError, require_ok, simulate, simulate_safe_tx
 from governance.venues.aave_v3 import SET_SUPPLY_CAP
 from governance.venues.aave_v3_read import pool_state, resolve_addresses
+from governance.verify import verify_bundle
 
 pytestmark = pytest.mark.e2e
 
@@ -158,3 +160,19 @@ def test_a_call_the_safe_would_revert_is_reported(devnet, chain, bundle, restore
     assert json.loads((bundle / "simulation.json").read_text())["ok"] is False
     cli = CliRunner().invoke(app, ["simulate", str(bundle), "--rpc", devnet.rpc_url])
     assert cli.exit_code == 2 and "simulation failed" in cli.output and "reverted: GS013" in cli.output
+
+
+def test_simulate_writes_a_signer_packet_that_verify_renders_again(devnet, bundle, restore_chain):
+    result = simulate(bundle, devnet.rpc_url)
+    packet, simulation = (bundle / SIGNER_PACKET).read_bytes(), (bundle / SIMULATION).read_bytes()
+    rec = json.loads((bundle / "recommendation.json").read_text())
+    assert check_rows_match(packet, simulation) == sum(len(m["parameters"]) for m in rec["markets"].values())
+    text = packet.decode()
+    assert "✗" not in text and "**OK.**" in text and result.safe_tx_hash in text
+    assert f"on chain {result.chain_id} at block {result.block}" in text and f"Gas used: {result.gas_used:,}" in text
+    verify_bundle(bundle)
+
+    (bundle / SIGNER_PACKET).write_bytes(text.replace("✓", "✗", 1).encode())
+    with pytest.raises(BundleError) as raised:
+        verify_bundle(bundle)
+    assert any(SIGNER_PACKET in p and "differs" in p for p in raised.value.problems)

@@ -152,10 +152,13 @@ def test_a_collateral_group_split_that_breaks_aave_rules_moves_together() -> Non
         (P.LIQUIDATION_THRESHOLD, K.GOVERNANCE, "above_steward_limit"),
     ]
     assert "LTV above LT" in routes[0].reason and "liquidation threshold" in routes[0].reason
-    # A split that stays valid is kept: LTV down alone is fine.
+    # A split that stays valid moves too: the DAO's configureReserveAsCollateral, holding LTV at its
+    # current value, would set the steward's LTV change back.
     ok = [change(P.LTV, Bps(8000), Bps(7950)), change(P.LIQUIDATION_THRESHOLD, Bps(8250), Bps(8500)),
           change(P.LIQUIDATION_BONUS, Bps(500), Bps(500))]
-    assert [r.kind for r in route_changes(ok, steward(), now=NOW, has_safe=True)] == [K.RISK_STEWARD, K.GOVERNANCE]
+    moved = route_changes(ok, steward(), now=NOW, has_safe=True)
+    assert [(r.kind, r.rule) for r in moved] == [(K.GOVERNANCE, "kept_with_collateral_group"), (K.GOVERNANCE, "above_steward_limit")]
+    assert "set this change back" in moved[0].reason
     assert collateral_problem(8000, 8000, 2501) == "LT × (1 + bonus) above 100%"
     assert collateral_problem(8000, 8000, 2500) is None  # exactly 100% is allowed
     assert collateral_problem(8001, 8000, 0) == "LTV above LT"
@@ -234,12 +237,12 @@ def test_routing_section_in_a_policy_file() -> None:
 
 
 def test_changes_for_one_route_hold_the_other_parameters_at_their_current_value() -> None:
-    changes = [change(P.LTV, Bps(8000), Bps(8050)), change(P.LIQUIDATION_THRESHOLD, Bps(8300), Bps(8500)),
-               change(P.LIQUIDATION_BONUS, Bps(500), Bps(500))]
+    changes = [change(P.LTV, Bps(8000), Bps(8050)), change(P.LIQUIDATION_THRESHOLD, Bps(8300), Bps(8350)),
+               change(P.LIQUIDATION_BONUS, Bps(500), Bps(500)), change(P.SUPPLY_CAP, tokens(1000), tokens(2500))]
     routes = route_changes(changes, steward(safe_is_risk_admin=True), now=NOW, has_safe=True)
-    assert [r.kind for r in routes] == [K.RISK_STEWARD, K.SAFE]
+    assert [r.kind for r in routes] == [K.RISK_STEWARD, K.RISK_STEWARD, K.SAFE]
     for_safe = changes_for_route(changes, routes, K.SAFE)
-    assert [(c.parameter, c.proposed) for c in for_safe if c.changed] == [(P.LIQUIDATION_THRESHOLD, Bps(8500))]
+    assert [(c.parameter, c.proposed) for c in for_safe if c.changed] == [(P.SUPPLY_CAP, tokens(2500))]
     assert for_safe[0].proposed == Bps(8000) and for_safe[0].target == Bps(8050)  # the target is still reported
-    assert [c.parameter for c in changes_for_route(changes, routes, K.RISK_STEWARD) if c.changed] == [P.LTV]
+    assert [c.parameter for c in changes_for_route(changes, routes, K.RISK_STEWARD) if c.changed] == [P.LTV, P.LIQUIDATION_THRESHOLD]
     assert not any(c.changed for c in changes_for_route(changes, routes, K.GOVERNANCE))
