@@ -86,7 +86,7 @@ def _normalise_node(value: Any, node: Any) -> Any:
 
 def decode_call(function: FunctionAbi, data: str) -> tuple[Any, ...]:
     """Decode calldata for `function`, checking the selector first."""
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data)
+    raw = bytes.fromhex(data.removeprefix("0x"))
     if raw[:4] != function.selector:
         raise CallMismatchError(
             f"calldata selector 0x{raw[:4].hex()} is not {function.signature} (0x{function.selector.hex()})",

@@ -120,7 +120,7 @@ def _private_key(private_key: bytes | str) -> keys.PrivateKey:
     # Errors here name sizes and ranges only: nothing derived from the key may reach a message or traceback.
     hint = "pass the owner key as 32 raw bytes or 64 hex characters; it is never written anywhere"
     if isinstance(private_key, str):
-        text = private_key[2:] if private_key.startswith("0x") else private_key
+        text = private_key.removeprefix("0x")
         if not re.fullmatch(r"[0-9a-fA-F]*", text) or len(text) % 2:
             raise SignatureError("private key is not hex", hint)
         raw = bytes.fromhex(text)

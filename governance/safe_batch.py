@@ -44,7 +44,7 @@ class TxBuilderError(StewardError):
 # --- checksum: the app's serialisation, reproduced ---------------------------------------------
 
 
-def _js_number(x: int | float) -> str:
+def _js_number(x: float) -> str:
     """JSON.stringify of a JS number (ECMA-262 Number::toString), for numbers that survive JSON.parse."""
     if isinstance(x, int):
         if abs(x) > _JS_SAFE_INT:

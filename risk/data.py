@@ -189,7 +189,7 @@ def load_prices_file(path: Path, *, name: str | None = None) -> PriceTable:
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a damaged file
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
             raise DataError(f"{name}: not a readable Parquet file ({exc})", "rewrite it with pandas.DataFrame.to_parquet") from None
         first_row = 1
     elif path.suffix.lower() in (".csv", ".txt") or suffixes.endswith(".csv.gz"):

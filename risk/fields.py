@@ -70,7 +70,7 @@ def _timestamp(raw: Any) -> dt.datetime:
         value = dt.datetime(raw.year, raw.month, raw.day)
     elif isinstance(raw, str):
         try:
-            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            value = dt.datetime.fromisoformat(raw)  # 3.11 reads a trailing Z
         except ValueError:
             raise UnitError(f"{raw!r} is not an ISO-8601 time", "write e.g. 2022-11-15T00:00:00Z") from None
     else:

@@ -35,7 +35,7 @@ def round_cap_down(tokens: float) -> int:
         raise RiskInputError(f"cap of {tokens!r} tokens", "check liquidity inputs")
     if tokens < 1:
         return 0
-    scale = 10 ** max(0, int(math.floor(math.log10(tokens))) - CAP_SIGNIFICANT_FIGURES + 1)
+    scale = 10 ** max(0, math.floor(math.log10(tokens)) - CAP_SIGNIFICANT_FIGURES + 1)
     return int(tokens // scale) * scale
 
 
@@ -121,7 +121,7 @@ def changes_for_market(policy: Policy, market: Market, state: MarketState, targe
 
     # Aave's consistency rules on the combination this update would write.
     ltv, ltv_target, ltv_binding, ltv_updates = out[P.LTV]
-    lt, lt_target, lt_binding, lt_updates = out[P.LIQUIDATION_THRESHOLD]
+    lt = out[P.LIQUIDATION_THRESHOLD][0]
     lb, lb_target, lb_binding, lb_updates = out[P.LIQUIDATION_BONUS]
     assert isinstance(lt, Bps) and isinstance(lb, Bps) and isinstance(ltv, Bps)
     if lt.value * (BPS_PER_ONE + lb.value) > BPS_PER_ONE * BPS_PER_ONE:

@@ -23,7 +23,7 @@ from risk.errors import RiskInputError
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["TaskMap", "serial_map", "task_seed", "task_generator", "key_words"]
+__all__ = ["TaskMap", "key_words", "serial_map", "task_generator", "task_seed"]
 
 
 class TaskMap(Protocol):

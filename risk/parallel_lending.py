@@ -311,7 +311,7 @@ def plan_tasks(cases: Sequence[MarketCase], sources: Sequence[PathSource], *, ca
     return [ChunkTask(group, source, part, chunk) for part, source in enumerate(sources) for chunk in range(source.n_chunks) for group in groups]
 
 
-def simulate_markets_chunked(tasks: Sequence[ChunkTask], *, map: TaskMap = serial_map) -> dict[str, LossDistribution]:  # noqa: A002 - the seam's name
+def simulate_markets_chunked(tasks: Sequence[ChunkTask], *, map: TaskMap = serial_map) -> dict[str, LossDistribution]:
     """Run the tasks on `map` and put each case's per-path losses back together.
 
     Parameters

@@ -28,10 +28,10 @@ import numpy as np
 
 from risk.errors import DataError, PolicyError, RiskInputError
 from risk.market import MarketData
+from risk.parallel_lending import ChunkedScenarios, FixedScenarios, PathSource
 from risk.policy import Policy
 from risk.policy_lending import per_step
 from risk.recommendation import ScenarioPart
-from risk.parallel_lending import ChunkedScenarios, FixedScenarios, PathSource
 from risk.scenarios import ScenarioSet
 from risk.scenarios_hist import CrashWindow, FilteredHistorical, crash_windows
 from risk.scenarios_mc import Depeg, MonteCarlo

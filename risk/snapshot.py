@@ -31,8 +31,8 @@ class MarketState:
     supply_cap: TokenAmount
     borrow_cap: TokenAmount
     price_usd: Decimal | None
-    liquidation_protocol_fee: Bps = Bps(0)
-    reserve_factor: Bps = Bps(0)
+    liquidation_protocol_fee: Bps = Bps(0)  # noqa: RUF009 - Bps is immutable
+    reserve_factor: Bps = Bps(0)  # noqa: RUF009
 
     def to_json(self) -> dict[str, Any]:
         return {

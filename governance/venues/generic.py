@@ -62,7 +62,7 @@ def function_abi(setter: Setter) -> FunctionAbi:
             raise GenericSetterError(f"{setter.function}: write {canonical}, not {t}", "the selector is computed from canonical types; another spelling calls another function")
         try:
             parse_abi_type(t).validate()
-        except Exception as exc:  # eth-abi raises several types for an unknown or malformed type
+        except Exception as exc:  # noqa: BLE001 - eth-abi raises several types for an unknown or malformed type
             raise GenericSetterError(f"{setter.function}: ABI type {t!r} is not valid ({exc})", "use Solidity types, e.g. uint256, bytes32, address") from None
     return FunctionAbi(name, tuple(AbiInput(a.name, t, t) for a, t in zip(setter.args, types, strict=True)))
 

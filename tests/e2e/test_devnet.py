@@ -154,7 +154,7 @@ def test_a_non_admin_cannot_configure_a_reserve(devnet, chain, restore_chain):
 
 
 def _exited_pid() -> int:
-    proc = subprocess.Popen(["true"])  # noqa: S603,S607 - any short-lived process
+    proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
 
@@ -224,7 +224,7 @@ def test_set_price_refuses_unknown_markets_and_non_positive_prices(devnet):
     with pytest.raises(DevnetError, match="no market 'DOGE'"):
         devnet_mod.set_price(devnet, "DOGE", Decimal("0.1"))
     with pytest.raises(Exception, match="not a positive Decimal"):
-        devnet_mod.set_price(devnet, "WETH", Decimal("0"))
+        devnet_mod.set_price(devnet, "WETH", Decimal(0))
 
 
 def test_a_busy_port_and_a_missing_anvil_are_explained(devnet, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ Expected findings are cross-checked against an independent plain-Python reading 
 from __future__ import annotations
 
 import csv
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 
 from risk.data import DataOptions, PriceTable, find_problems, load_prices_file, load_series
-from risk.market import resample
 from risk.errors import DataError
+from risk.market import resample
 
 pytestmark = pytest.mark.realdata
 
@@ -86,7 +87,7 @@ def test_binance_files_have_only_the_spikes_listed_and_no_gap_over_the_limit(mar
     rows = read_rows(path)
     times = [unix(r["timestamp_utc"]) for r in rows]
     lines = list(range(2, len(rows) + 2))
-    assert all(b > a for a, b in zip(times, times[1:]))  # sorted, no duplicates: checked independently
+    assert all(b > a for a, b in itertools.pairwise(times))  # sorted, no duplicates: checked independently
     assert all(float(r[c]) > 0 for r in rows for c in ("open", "high", "low", "close"))
     problems = find_problems(path)
     # Verified by hand: BTC and ETH open with a bar whose open and high belong to another price level;
@@ -155,7 +156,7 @@ def test_coingecko_inventory_matches_an_independent_reading(coingecko: PriceTabl
     assert len(coingecko_raw) == 13
     report = []
     for symbol, (times, prices, lines) in sorted(coingecko_raw.items()):
-        assert all(b > a for a, b in zip(times, times[1:])) and min(prices) > 0
+        assert all(b > a for a, b in itertools.pairwise(times)) and min(prices) > 0
         problems = find_problems(coingecko, symbol=symbol)
         assert [p.row for p in problems if p.kind == "gap"] == gap_lines(times, lines, 6 * HOUR)
         spikes = [p.row for p in problems if p.kind == "spike"]

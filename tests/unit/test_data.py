@@ -23,8 +23,8 @@ from risk.data import (
     load_prices_file,
     load_series,
 )
-from risk.market import MarketData, align, resample
 from risk.errors import DataError
+from risk.market import MarketData, align, resample
 
 T0 = calendar.timegm((2021, 1, 1, 0, 0, 0))
 HOUR = 3600

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from derivatives_fixtures import write_data, write_policies
 
 from governance import jsonio
 from governance.pipeline_derivatives import DerivativeInputs, gather_derivative_inputs
@@ -18,7 +19,6 @@ from risk.policy_load import load_policy
 from risk.recommend_derivatives import recommend_derivatives
 from risk.recommendation_derivatives import DerivativeRecommendation, OptionFigures, PerpFigures
 from risk.units import Bps, Usd
-from derivatives_fixtures import write_data, write_policies
 
 D = DerivativeParameter
 

@@ -73,8 +73,8 @@ def test_caps_round_down_to_three_significant_figures(tokens: float, expected: i
 
 
 def _targets(**kw: float | None) -> RuleTargets:
-    base = dict(ltv=0.80, liquidation_threshold=0.83, liquidation_bonus=0.05, supply_cap_tokens=1_800_000.0,
-                borrow_cap_tokens=1_400_000.0, adverse_move_horizon=0.1, adverse_move_ltv_buffer=0.1, slippage=0.01)
+    base = {"ltv": 0.80, "liquidation_threshold": 0.83, "liquidation_bonus": 0.05, "supply_cap_tokens": 1_800_000.0,
+                "borrow_cap_tokens": 1_400_000.0, "adverse_move_horizon": 0.1, "adverse_move_ltv_buffer": 0.1, "slippage": 0.01}
     base.update(kw)
     return RuleTargets(**base)  # type: ignore[arg-type]
 

@@ -107,8 +107,8 @@ def mixed_call():
 
 
 def build(calls, **kw):
-    params = dict(chain_id=1, safe_address=SAFE, created_at_ms=1_700_000_000_000, name="epoch 42",
-                  description="Steward risk update")
+    params = {"chain_id": 1, "safe_address": SAFE, "created_at_ms": 1_700_000_000_000, "name": "epoch 42",
+                  "description": "Steward risk update"}
     params.update(kw)
     return build_tx_builder_batch(calls, **params)
 
@@ -424,7 +424,7 @@ def test_safe_tx_json_round_trips_and_detects_tampering():
      ({"data": "0xabc"}, "data"), ({"gas_token": None}, "gas_token")],
 )
 def test_safe_tx_rejects_invalid_fields(kwargs, match):
-    fields = dict(safe_address=SAFE, chain_id=1, to=WETH, value=0, data=b"", operation=0)
+    fields = {"safe_address": SAFE, "chain_id": 1, "to": WETH, "value": 0, "data": b"", "operation": 0}
     fields.update(kwargs)
     with pytest.raises(SafeTxError, match=match):
         SafeTx(**fields)
@@ -498,7 +498,7 @@ def test_flags_name_each_unusual_feature():
     ms_data = encode_multisend(calls)
 
     def flags(**kw):
-        fields = dict(safe_address=SAFE, chain_id=1, to=MULTISEND_CALL_ONLY_141, value=0, data=ms_data, operation=1)
+        fields = {"safe_address": SAFE, "chain_id": 1, "to": MULTISEND_CALL_ONLY_141, "value": 0, "data": ms_data, "operation": 1}
         fields.update(kw)
         return flag_unusual(SafeTx(**fields), allowed_targets=allowed)
 
