@@ -44,7 +44,8 @@ from governance.watch_emergency import (
     verify_emergency_bundle,
 )
 from governance.watch_sinks import LiveView, Webhook
-from risk.breaker_policy import Breakers, threshold_unit
+from risk.breaker_policy import Breakers
+from risk.breaker_rules import threshold_unit
 from risk.errors import StewardError
 from risk.policy_load import LoadedPolicy
 from risk.snapshot import VenueSnapshot

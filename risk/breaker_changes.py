@@ -72,7 +72,7 @@ def step(current: ThresholdValue, target: ThresholdValue, limit: ChangeLimit | N
         return target
     if isinstance(current, Ratio) and isinstance(target, Ratio):
         return Ratio(_toward(current.value, target.value, limit))
-    # the policy refuses a percentage-point limit for durations and USD (risk.breaker_policy)
+    # the policy refuses a percentage-point limit for durations and USD (risk.breaker_setters)
     rounding = ROUND_FLOOR if target > current else ROUND_CEILING  # type: ignore[operator]
     if isinstance(current, Duration) and isinstance(target, Duration):
         return Duration(int(_toward(Decimal(current.seconds), Decimal(target.seconds), limit).to_integral_value(rounding)))

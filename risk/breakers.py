@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from risk.breaker_policy import Breakers, Direction, threshold_float
+from risk.breaker_policy import Breakers
+from risk.breaker_rules import RULE_KINDS, Direction, threshold_float
 from risk.breakers_feed import CompositeFeed, MarketStream, Tick
 from risk.data import _iso
 from risk.errors import RiskInputError
@@ -248,7 +249,7 @@ def _stat_for(rule: Any, stream_sources: Sequence[str]) -> _Stat:
         return _DivergenceStat()
     if kind == "oi_cap":
         return _LevelStat(None)
-    raise RiskInputError(f"unknown rule kind {kind!r}", "use a kind risk.breaker_policy defines")
+    raise RiskInputError(f"unknown rule kind {kind!r}", f"use one of {', '.join(sorted(RULE_KINDS))}")
 
 
 def rule_values(rule: Any, stream: MarketStream) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +279,7 @@ def rule_values(rule: Any, stream: MarketStream) -> tuple[np.ndarray, np.ndarray
         step = _VolStat(None, rule.half_life.seconds, rule.warmup).value  # the per-update kernel in a tight loop
         v = np.array([step(a, b) for a, b in zip(t.tolist(), p.tolist())], np.float64)
     else:
-        raise RiskInputError(f"unknown rule kind {rule.kind!r}", "use a kind risk.breaker_policy defines")
+        raise RiskInputError(f"unknown rule kind {rule.kind!r}", f"use one of {', '.join(sorted(RULE_KINDS))}")
     out = np.full(len(stream.times), np.nan)
     out[mask] = v
     return stream.times, out

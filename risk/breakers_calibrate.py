@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from risk.breaker_policy import Breakers, Calibration, threshold_float, threshold_unit
+from risk.breaker_calibration import Calibration
+from risk.breaker_policy import Breakers
+from risk.breaker_rules import threshold_float, threshold_unit
 from risk.breakers import fires, missing_input, rule_values
 from risk.breakers_feed import MarketStream
 from risk.data import _iso

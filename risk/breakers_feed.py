@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from risk.breaker_policy import BreakerMarket, BreakerSource
+from risk.breaker_markets import BreakerMarket, BreakerSource
 from risk.data import (
     OHLC,
     TIME,

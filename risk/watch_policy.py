@@ -1,6 +1,6 @@
 """The `watch:` section of a breaker policy: what the real-time monitor adds to the breaker rules.
 
-The rules themselves (and their ``action:``) stay in `risk.breaker_policy`; this section says how the
+The rules themselves (and their ``action:``) stay in `risk.breaker_rules`; this section says how the
 monitor measures the book's health, which volatility it follows when a market has no ``vol_scaling``
 rule, which on-chain feeds carry each source, and what an emergency proposal does. It is optional:
 without it the monitor runs the rules with the defaults below and no book thresholds of its own.

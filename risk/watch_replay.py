@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from risk.breaker_policy import Breakers, threshold_float
+from risk.breaker_policy import Breakers
+from risk.breaker_rules import threshold_float
 from risk.breakers import Alert, _VolStat, fires, rule_values
 from risk.breakers_feed import MarketStream
 from risk.watch_engine import market_rules

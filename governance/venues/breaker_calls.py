@@ -1,6 +1,6 @@
 """Circuit-breaker thresholds as setter calls: `BreakerChange` → Call, through the generic adapter.
 
-A breaker rule's ``setters:`` have the shape of a venue's (`risk.breaker_policy.BreakerSetter`); their
+A breaker rule's ``setters:`` have the shape of a venue's (`risk.breaker_setters.BreakerSetter`); their
 arguments carry the rule's proposed threshold or one of its fixed settings (window, cooldown,
 half-life, max scale) in an on-chain unit, a constant or a bytes32 text. A rule's setters are sent when
 its threshold changes (`risk.breaker_changes`). Integers come from `generic.onchain_value`, calls from
@@ -27,7 +27,8 @@ from governance.venues.generic import (
     onchain_value,
 )
 from risk.breaker_changes import BreakerChange, threshold_text
-from risk.breaker_policy import Breakers, BreakerSetter, BreakerSetterArg, BreakerValue
+from risk.breaker_policy import Breakers
+from risk.breaker_setters import BreakerSetter, BreakerSetterArg, BreakerValue
 from risk.errors import StewardError
 
 
