@@ -58,7 +58,6 @@ from risk.policy_load import load_policy
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "test password, not a secret"
 STRANGER_KEY = bytes.fromhex("8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba")
 
 
@@ -109,17 +108,8 @@ def bundle(gov_bundle: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def keystores(devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("STEWARD_TEST_PASSWORD", PASSWORD)
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    keys = {"voter1": devnet.owner_keys[0], "voter2": devnet.owner_keys[1], "stranger": "0x" + STRANGER_KEY.hex()}
-    out = {}
-    for name, key in keys.items():
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="scrypt", iterations=2**10)))
-        out[name] = path
-    return out
+def keystores(devnet, make_keystores) -> dict[str, Path]:
+    return make_keystores({"voter1": devnet.owner_keys[0], "voter2": devnet.owner_keys[1], "stranger": STRANGER_KEY})
 
 
 def _step(step: str, bundle: Path, devnet, keystore: Path, *extra: object) -> tuple[int, str]:

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from typer.testing import CliRunner
 
 from governance import cli, governor_chain
@@ -35,7 +34,6 @@ from risk.policy_load import load_policy
 pytestmark = pytest.mark.e2e
 
 STEWARD = "0x00000000000000000000000000000000000000A1"  # no code on the devnet
-PASSWORD = "test password, not a secret"
 ROUTING = f'routing:\n  steward: "{STEWARD}"\n  restricted_markets: [WBTC]\n'
 _ZERO = ", ".join(f'{p}: {{max_change: "0%"}}' for p in ("ltv", "liquidation_threshold", "liquidation_bonus", "supply_cap", "borrow_cap"))
 SAFE_ROUTING = f'routing:\n  steward: "{STEWARD}"\n  safe_is_risk_admin: true\n  limits: {{{_ZERO}}}\n'
@@ -82,15 +80,10 @@ def test_simulate_refuses_the_steward_calls_naming_the_steward(devnet, routed_bu
 
 
 def test_the_dao_part_runs_through_the_governor_and_reconciles(
-    devnet, chain, routed_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    restore_chain: None,
+    devnet, chain, routed_bundle: Path, make_keystores, restore_chain: None,
 ) -> None:
-    monkeypatch.setenv("STEWARD_TEST_PASSWORD", PASSWORD)
-    keys = {}
-    for i in (0, 1):
-        path = tmp_path / f"voter{i}.json"
-        path.write_text(json.dumps(Account.encrypt(devnet.owner_keys[i], PASSWORD, kdf="scrypt", iterations=2**10)))
-        keys[i] = path
+    voters = make_keystores({"voter0": devnet.owner_keys[0], "voter1": devnet.owner_keys[1]})
+    keys = {0: voters["voter0"], 1: voters["voter1"]}
 
     def step(name: str, i: int) -> tuple[int, str]:
         if name == "propose":

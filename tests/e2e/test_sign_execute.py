@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -16,41 +16,19 @@ from governance.bundle import BundleError
 from governance.chain import ChainError, connect
 from governance.chain_bundle import load_chain_bundle
 from governance.cli import app
-from governance.demo_chain import devnet_epoch
 from governance.signing import execute_bundle, sign_bundle
 from governance.simulate import simulate
 from governance.venues.aave_v3_read import pool_state, resolve_addresses
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "test password, not a secret"
 STRANGER_KEY = bytes.fromhex("8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba")
 
 
-@pytest.fixture(scope="module")
-def devnet_bundle(session, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return devnet_epoch(session.devnet, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("out")).bundle
-
-
 @pytest.fixture
-def bundle(devnet_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(devnet_bundle, copy)
-    return copy
-
-
-@pytest.fixture
-def keystores(devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Keystores of owners 1 and 2 and of a stranger, encrypted with a test password (fast scrypt)."""
-    monkeypatch.setenv("STEWARD_TEST_PASSWORD", PASSWORD)
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    out = {}
-    for name, key in (("owner1", devnet.owner_keys[0]), ("owner2", devnet.owner_keys[1]), ("stranger", STRANGER_KEY)):
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="scrypt", iterations=2**10)))
-        out[name] = path
-    return out
+def keystores(devnet, make_keystores) -> dict[str, Path]:
+    """Keystores of owners 1 and 2 and of a stranger."""
+    return make_keystores({"owner1": devnet.owner_keys[0], "owner2": devnet.owner_keys[1], "stranger": STRANGER_KEY})
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -71,7 +49,7 @@ def _no_key_anywhere(devnet, texts: list[str], bundle: Path) -> None:
     for key in (*devnet.owner_keys, "0x" + STRANGER_KEY.hex()):
         for text in (*texts, files):
             assert key[2:].lower() not in text.lower()
-    assert all(PASSWORD not in t for t in texts)
+    assert all(os.environ["STEWARD_TEST_PASSWORD"] not in t for t in texts)  # set by make_keystores
 
 
 def _nothing_sent(chain, devnet, action) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from governance.calls import AbiInput, FunctionAbi, encode_call
 from governance.chain import connect
 from governance.chain_bundle import load_chain_bundle
 from governance.cli import app
-from governance.demo_chain import devnet_epoch
 from governance.safe import safe_tx_for_calls, safe_tx_json
 from governance.simulate import SimulationError, require_ok, simulate, simulate_safe_tx
 from governance.venues.aave_v3 import SET_SUPPLY_CAP
@@ -31,18 +29,6 @@ pytestmark = pytest.mark.e2e
 SET_RESERVE_FACTOR = FunctionAbi(
     "setReserveFactor", (AbiInput("asset", "address", "address"), AbiInput("newReserveFactor", "uint256", "uint256"))
 )
-
-
-@pytest.fixture(scope="module")
-def devnet_bundle(session, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return devnet_epoch(session.devnet, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("out")).bundle
-
-
-@pytest.fixture
-def bundle(devnet_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(devnet_bundle, copy)
-    return copy
 
 
 @pytest.fixture
