@@ -44,6 +44,7 @@ demo: install
 
 test: install $(CHROMIUM)
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check governance risk tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 --durations=25
 
 bench: install

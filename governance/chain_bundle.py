@@ -4,7 +4,9 @@ recommendation; and the attachments those steps add (simulation.json, signatures
 Every chain step (simulate, sign, execute, reconcile) starts with `load_chain_bundle`: a bundle that
 fails `steward verify`, whose safe-tx.json hash does not follow from its fields, or whose calls —
 decoded from the SafeTx bytes, independently of the pipeline that encoded them — do not set exactly
-the recommendation's proposed values, is never simulated, signed or executed.
+the recommendation's proposed values, is never simulated, signed or executed. Aave bundles are checked
+here (`check_calls`); Compound v3 and perps/options bundles by `chain_bundle_venues`, and cannot be
+simulated or reconciled (refused before any RPC).
 
 Attachments are not in the manifest (the core files stay immutable); each is written atomically.
 """
@@ -23,6 +25,7 @@ from eth_utils import to_checksum_address
 
 from governance.bundle import ATTACHMENT, MANIFEST, SIMULATION, BundleError, read_bundle, sha256
 from governance.calls import decode_call
+from governance.chain_bundle_venues import AAVE, KIND_TEXT, bundle_kind, check_venue_calls
 from governance.governor import GOVERNOR_JSON, GovernorError, proposal_from_json
 from governance.pipeline import INPUT_POLICY
 from governance.safe import SafeTx, flag_unusual, inner_calls, safe_tx_for_calls, safe_tx_from_json
@@ -91,6 +94,7 @@ class ChainBundle:
     safe_tx: SafeTx
     markets: dict[str, str]  # symbol → asset (checksummed), the policy's markets
     expected: dict[str, dict[str, int]]  # symbol → recommended parameter → proposed value (bps / tokens)
+    kind: str = AAVE  # which venue's calls the batch carries (chain_bundle_venues.bundle_kind)
 
 
 def _json(files: dict[str, bytes], rel: str, bundle: Path) -> Any:
@@ -333,10 +337,20 @@ def load_chain_bundle(bundle: Path, *, for_simulation: bool = False) -> ChainBun
     if safe is None or to_checksum_address(safe) != safe_tx.safe_address:
         raise BundleError(f"{bundle}: the SafeTx is for Safe {safe_tx.safe_address}, the policy's Safe is {safe}",
                           "rebuild the bundle with `steward epoch`")
-    routing = policy.routing
-    check_calls(safe_tx, recommendation, policy.venue.addresses.pool_configurator,
-                limits=routing.limits if routing is not None else None)
-    check_routed(files, recommendation, policy, bundle)
+    kind = bundle_kind(policy)
+    if kind == AAVE:
+        routing = policy.routing
+        check_calls(safe_tx, recommendation, policy.venue.addresses.pool_configurator,
+                    limits=routing.limits if routing is not None else None)
+        check_routed(files, recommendation, policy, bundle)
+        expected = expected_values(recommendation)
+    else:
+        expected = check_venue_calls(kind, safe_tx, recommendation, files, policy, bundle)
+        if for_simulation:  # simulate and reconcile read Aave v3 pool state: anything else would compare nothing and pass
+            raise BundleError(
+                f"{bundle}: a {KIND_TEXT[kind]} bundle cannot be simulated or reconciled: `steward simulate` reads Aave v3 state only",
+                "nothing was run; check the decoded calls in report.md's signer packet — `steward sign` needs no simulation",
+            )
     block = manifest.get("block")
     return ChainBundle(
         path=bundle,
@@ -346,5 +360,6 @@ def load_chain_bundle(bundle: Path, *, for_simulation: bool = False) -> ChainBun
         policy=policy,
         safe_tx=safe_tx,
         markets={m.symbol: to_checksum_address(m.asset) for m in policy.markets},
-        expected=expected_values(recommendation),
+        expected=expected,
+        kind=kind,
     )

@@ -41,6 +41,7 @@ from governance.calls import Call
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
+from governance.signer_packet_venues import compound_signer_context
 from governance.venues.compound_mapping import ROW_LABELS, comet_changes, compound_context, for_comet, prove_comet_calls
 from governance.venues.compound_snapshot import CometSnapshot, parse_comet_snapshot_json
 from governance.venues.compound_v3 import comet_calls
@@ -256,7 +257,7 @@ def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_m
     package = comet_calls(changes, configurator=section.configurator, comet=section.comet, proxy_admin=section.proxy_admin,
                           states={a.asset: a for a in comet.assets.values()})
     prove_comet_calls(package.calls, rec, comet, section)
-    calls_doc = _calls_json(list(package.calls))
+    calls_doc = _calls_json(list(package.calls), policy)  # flags: anything but the Configurator and the CometProxyAdmin
 
     files: dict[str, bytes] = {INPUT_POLICY: inputs.policy.text, INPUT_PRICES: market.to_csv_bytes(), INPUT_COMET: comet.to_json_bytes(),
                                "recommendation.json": jsonio.dumps(rec.to_json()), "calls.json": jsonio.dumps(calls_doc)}
@@ -272,6 +273,8 @@ def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_m
         data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
         repairs=list(inputs.repairs), charts=chart_inputs(rec, market, policy.change_limits),
+        signer=compound_signer_context(rec, policy=policy, comet=comet, calls=calls_doc, files=files, safe=safe_summary,
+                                       bundle_path=bundle_path),
     )
     for m in context["markets"]:
         for row in m["rows"]:

@@ -32,6 +32,8 @@ from governance.report_derivatives import render_derivative_markdown, report_con
 from governance.report_derivatives_charts import derivative_charts
 from governance.report_derivatives_html import render_derivative_html
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
+from governance.signer_packet import allowed_targets, call_flags
+from governance.signer_packet_venues import derivative_signer_context
 from governance.venues import breaker_calls, generic
 from risk.breaker_changes import BreakerChange, breaker_changes
 from risk.breaker_policy import Breakers, check_breaker_policy_text
@@ -273,6 +275,10 @@ def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
     calls_doc = generic.calls_json(calls, policy, rec)
     breakers, threshold_changes, more_calls, more_rows = package_breakers(inputs, market)  # breaker thresholds ride in the same Safe batch
     calls, calls_doc = calls + more_calls, calls_doc + more_rows
+    breaker_data = inputs.file(INPUT_BREAKERS)
+    breaker_policy = None if breaker_data is None else _breakers(breaker_data, INPUT_BREAKERS)
+    allowed = allowed_targets(policy, breaker_policy)  # the policy's setters' contracts and its breaker policy's
+    calls_doc = [{**row, "flags": call_flags(call, allowed)} for row, call in zip(calls_doc, calls, strict=True)]
 
     files: dict[str, bytes] = {INPUT_POLICY: inputs.policy.text, INPUT_PRICES: market.to_csv_bytes(), **dict(inputs.pinned)}
     files["recommendation.json"] = jsonio.dumps(rec.to_json())
@@ -307,6 +313,8 @@ def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
         rec, calls=calls_doc, safe=safe_summary, inputs=inputs_hashes, bundle_path=bundle_path,
         data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources], repairs=list(inputs.repairs), breakers=breakers, breaker_changes=threshold_changes,
+        signer=derivative_signer_context(rec, policy=policy, breakers=breaker_policy, breaker_changes=threshold_changes, calls=calls_doc,
+                                         files=files, safe=safe_summary, bundle_path=bundle_path),
     )
     files["report.md"] = render_derivative_markdown(context)
     figures = derivative_charts(rec, market, policy, inputs.file(INPUT_BREAKERS), breakers)

@@ -84,8 +84,9 @@ def _threshold_rows(report: CalibrationReport) -> list[dict[str, Any]]:
 def report_context(
     recommendation: DerivativeRecommendation, *, calls: list[dict[str, Any]], safe: dict[str, Any] | None, inputs: dict[str, str],
     bundle_path: str, data_range: str, sources: list[dict[str, str]], repairs: list[dict[str, Any]], breakers: CalibrationReport | None,
-    breaker_changes: tuple[BreakerChange, ...] = (),
+    breaker_changes: tuple[BreakerChange, ...] = (), signer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The template's data; `signer`: the signer packet (`signer_packet_venues.derivative_signer_context`), or None."""
     changes = recommendation.changes
     markets = [
         {"symbol": m.symbol, "kind": m.kind, "f": m.figures, "rows": _rows(m), "backtests": _backtests(m), "hedge": m.hedge, "notes": m.notes}
@@ -110,6 +111,7 @@ def report_context(
         "r": recommendation, "markets": markets, "n_changes": len(changes), "n_markets_changed": len({c.market for c in changes}),
         "new_values": [c for c in changes if c.current is None], "calls": calls, "safe": safe, "inputs": inputs, "bundle_path": bundle_path,
         "data_range": data_range, "sources": sources, "repairs": repairs, "breakers": breaker_context,
+        "signer": signer,
     }
 
 

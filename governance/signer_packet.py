@@ -17,10 +17,15 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from governance.calls import Call
 from governance.report import LABELS, bps_text, delta_text
 from governance.safe import MultiSendTx, Operation, flag_call, flag_unusual, safe_tx_from_json
-from risk.policy import Policy
+from risk.breaker_policy import Breakers
+from risk.policy import Policy, Protocol, VenueKind
+from risk.policy_compound import compound_section
+from risk.policy_derivatives import derivative_section
 from risk.recommendation import Recommendation, value_text
 from risk.units import BPS_PER_ONE
 
@@ -28,9 +33,22 @@ from risk.units import BPS_PER_ONE
 ArgText = Callable[[Mapping[str, str], str, str], str]
 
 
-def allowed_targets(policy: Policy) -> dict[str, str]:
-    """Contracts a bundle of this policy may call, address → label: the venue's configurator and the
-    RiskSteward the routing names. Anything else a call targets is flagged."""
+def allowed_targets(policy: Policy, breakers: Breakers | None = None) -> dict[str, str]:
+    """Contracts a bundle of this policy may call, address → label; anything else a call targets is flagged.
+
+    Aave: the PoolConfigurator and the RiskSteward the routing names. Compound v3: the Configurator and
+    the CometProxyAdmin (its upgrade). Perps and options: the contract of every setter the policy names,
+    and of every setter of `breakers` (the breaker policy the venue policy names, pinned beside it)."""
+    if policy.venue.kind in (VenueKind.PERPS, VenueKind.OPTIONS):
+        setters = [(s, f"{m.symbol} setter") for m in derivative_section(policy).markets for s in m.setters]
+        setters += [(s, f"breaker {r.name} setter") for r in (breakers.rules if breakers else ()) for s in r.setters]
+        out: dict[str, str] = {}
+        for setter, fallback in setters:  # the first label a contract is given names it
+            out.setdefault(to_checksum_address(setter.contract), setter.label or fallback)
+        return out
+    if policy.venue.protocol is Protocol.COMPOUND_V3:
+        section = compound_section(policy)
+        return {to_checksum_address(section.configurator): "Configurator", to_checksum_address(section.proxy_admin): "CometProxyAdmin"}
     out = {}
     if policy.venue.addresses.pool_configurator is not None:
         out[policy.venue.addresses.pool_configurator] = "PoolConfigurator"
@@ -52,7 +70,11 @@ def _raw_text(args: Mapping[str, str], name: str, raw: str) -> str:
 
 def _people(call: Mapping[str, Any], arg_text: ArgText, name: str, raw: str) -> str:
     """An argument in people's units; a lone struct argument the venue cannot spell out (a RiskSteward
-    update array) reads as the call's own line, which is generated from the same values."""
+    update array) reads as the call's own line, which is generated from the same values. A row may
+    carry its own `people` texts (a venue whose arguments have per-call units: `setter_people`)."""
+    own = call.get("people", {})
+    if name in own:
+        return str(own[name])
     text = arg_text(call["args"], name, raw)
     if text == raw and len(call["args"]) == 1 and raw.startswith("("):
         return str(call["human"])
@@ -69,6 +91,7 @@ def signer_context(
     allowed: Mapping[str, str],
     snapshot: Mapping[str, Any],
     arg_text: ArgText = _raw_text,
+    simulate: bool = True,
 ) -> dict[str, Any]:
     """The packet's template data.
 
@@ -76,7 +99,8 @@ def signer_context(
     (`flag_unusual` over the SafeTx), or None; `governor`: `governor_summary`,
     or None; `state_rows`: dicts with market, label, current, proposed, change, changed;
     `allowed`: address → label of the allow-listed targets; `snapshot`: where "current" comes from,
-    {"file": bundle path, "block": block number or None}.
+    {"file": bundle path, "block": block number or None}; `simulate`: whether `steward simulate` can run
+    the bundle (an Aave one), else the packet neither lists it nor promises its on-chain packet.
     """
     decoded = [
         {
@@ -95,10 +119,9 @@ def signer_context(
     flags = list(safe["flags"]) if safe is not None else [f"call {c['index']}: {f}" for c in decoded for f in c["flags"]]
     commands = [{"line": f"steward verify {bundle_path}", "what": "verify"}]
     if safe is not None:
-        commands += [
-            {"line": f"steward simulate {bundle_path} --rpc URL", "what": "simulate"},
-            {"line": f"steward sign {bundle_path} --keystore FILE", "what": "sign"},
-        ]
+        if simulate:
+            commands.append({"line": f"steward simulate {bundle_path} --rpc URL", "what": "simulate"})
+        commands.append({"line": f"steward sign {bundle_path} --keystore FILE", "what": "sign"})
     if governor is not None:
         commands.append({"line": f"steward propose {bundle_path} --governor --rpc URL --keystore FILE", "what": "propose"})
     return {
@@ -110,6 +133,7 @@ def signer_context(
         "safe": safe,
         "governor": governor,
         "commands": commands,
+        "simulate": simulate,
     }
 
 

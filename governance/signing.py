@@ -36,6 +36,7 @@ from governance.chain_bundle import (
     load_chain_bundle,
     write_attachment,
 )
+from governance.chain_bundle_venues import AAVE
 from governance.safe import (
     Signature,
     SignatureError,
@@ -225,6 +226,9 @@ def execute_bundle(
 ) -> ExecuteOutcome:
     """Send `execTransaction` for the bundle's SafeTx from the key's account; then reconcile."""
     cb = load_chain_bundle(bundle)
+    if cb.kind != AAVE:  # reconcile after sending reads Aave v3 state only
+        raise SigningError(f"{bundle}: steward execute runs Aave v3 bundles only (this is a {cb.kind} bundle)",
+                           "execute the signed SafeTx from the Safe UI with the collected signatures; nothing was sent")
     reader = connect(rpc_url, expected_chain_id=cb.chain_id, timeout_s=timeout_s, expected_by="the bundle")
     block = reader.block_number()
     signatures = _owner_signatures(reader, cb, block)

@@ -46,3 +46,10 @@ def check_rows_match(packet: bytes, simulation: bytes) -> int:
         assert on_chain(recommended) == wanted
         assert mark == ("✓" if wanted is not None and wanted == sim["post_state"].get(market, {}).get(param) else "✗")
     return len(rows)
+
+
+def report_packet_table(text: str, heading: str) -> list[list[str]]:
+    """The cells of the table under `### heading` in a report's "Signer packet" section (report.md)."""
+    body = text.partition("## Signer packet")[2].partition(f"### {heading}")[2].partition("\n### ")[0]
+    lines = [line for line in body.splitlines() if line.startswith("|")][2:]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]

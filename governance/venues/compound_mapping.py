@@ -104,9 +104,14 @@ def comet_changes(rec: Recommendation, comet: CometSnapshot) -> list[CometChange
 
 def _intended(rec: Recommendation, comet: CometSnapshot, section: CompoundSection) -> list[tuple[str, tuple[Any, ...]]]:
     """What the calls must say, read from recommendation.json's own numbers (not from the encoder's values)."""
-    doc = rec.to_json()["markets"]
+    return intended_calls(rec.to_json()["markets"], comet, section)
+
+
+def intended_calls(markets: dict[str, Any], comet: CometSnapshot, section: CompoundSection) -> list[tuple[str, tuple[Any, ...]]]:
+    """(signature, arguments) of every call recommendation.json's `markets` asks for: the setters of each changed
+    parameter, sorted, then the upgrade; [] when nothing changes. Signers' tools read it from the bundle's file."""
     setters = []
-    for symbol, market in doc.items():
+    for symbol, market in markets.items():
         state = comet.asset(symbol)
         for name, p in market["parameters"].items():
             if p["current"] == p["proposed"]:
