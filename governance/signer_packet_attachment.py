@@ -92,14 +92,21 @@ def render_signer_packet(core: Mapping[str, bytes], simulation: bytes) -> bytes 
         governor_doc = json.loads(core["governor.json"]) if "governor.json" in core else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None  # a damaged core: verify reports it; there is nothing trustworthy to render
-    # The monitor's emergency bundles (manifest "kind") are not an epoch's recommendation: no packet (yet).
-    if not isinstance(manifest, dict) or manifest.get("kind") is not None:
+    if not isinstance(manifest, dict):
         return None
     venue, epoch = manifest.get("venue", "?"), manifest.get("epoch", "?")
+    title, bundle_path = f"epoch {epoch}", f"proposals/{venue}/{epoch}"
+    if manifest.get("kind") is not None:  # the monitor's emergency bundle: named by what fired
+        from governance.watch_emergency import emergency_title  # here: watch_emergency writes through chain_bundle
+
+        named = emergency_title(core, venue)
+        if named is None:
+            return None
+        title, bundle_path = named
     context = {
         "venue": venue,
-        "epoch": epoch,
-        "bundle_path": f"proposals/{venue}/{epoch}",
+        "title": title,
+        "bundle_path": bundle_path,
         "mode": _MODES.get(str(sim.get("mode")), str(sim.get("mode"))),
         "sim": sim,
         "rows": _rows(sim),

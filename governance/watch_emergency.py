@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -144,6 +145,15 @@ def _value_text(value: float, unit: str) -> str:
 
 def bundle_name(trigger: EmergencyTrigger) -> str:
     return f"emergency-{trigger.stamp}-{trigger.reserve}-{trigger.action}"
+
+
+def emergency_title(core: Mapping[str, bytes], venue: str) -> tuple[str, str] | None:
+    """(what fired, the bundle's path as the report names it) from a bundle's pinned trigger; None if unreadable."""
+    try:
+        trigger = EmergencyTrigger.from_json(json.loads(core[INPUT_TRIGGER]))
+    except (KeyError, ValueError, TypeError, StewardError):
+        return None
+    return f"emergency: {trigger.rule} → {trigger.action} {trigger.reserve}", f"proposals/{venue}/{bundle_name(trigger)}"
 
 
 def build_emergency_files(inputs: EmergencyInputs) -> dict[str, bytes]:

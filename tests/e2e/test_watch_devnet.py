@@ -108,9 +108,12 @@ def test_pushed_prices_raise_alerts_and_simulated_emergency_bundles(session: Any
     for event, flag in ((frozen, "frozen"), (paused, "paused")):
         assert event["status"] == "simulated" and event["simulation"] == "ok", event
         bundle = Path(event["bundle"])
-        assert verify_emergency_bundle(bundle) == (8, 1)
+        assert verify_emergency_bundle(bundle) == (8, 2)  # simulation.json and the signer packet rendered from it
         sim = json.loads((bundle / "simulation.json").read_text())
         assert sim["ok"] and sim["changed"] == [f"WETH {flag}: False → True"] and sim["unexpected_changes"] == []
+        packet = (bundle / "signer-packet.md").read_text()
+        assert f"| WETH | {flag} | `False` | `True` | `True` | ✓ |" in packet, packet
+        assert f"emergency: {'eth-drop' if flag == 'frozen' else 'eth-crash'} → " in packet
         assert event["seconds"] < 30  # prepared, verified and simulated within seconds
     # the simulations ran on snapshots: the reserve is neither frozen nor paused on chain
     dp = Chain(devnet.rpc_url).contract(devnet.addresses["data_provider"], load_artifact(AAVE, "AaveProtocolDataProvider"))
