@@ -13,7 +13,7 @@ from benchmarks.timing import best_of
 from risk.backtest import Tail, TailKind
 from risk.hedging import HedgeCosts, candidate_grid
 from risk.hedging_backtest import PerpVault, recommend_hedge, simulate_band, vault_path
-from risk.options import OptionTemplate
+from risk.options_backtest import OptionTemplate
 from risk.units import Ratio, Usd
 
 SEED = 20240909

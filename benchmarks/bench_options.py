@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.timing import best_of
-from risk.options import OptionBook, ScanRange, greeks, scenario_margin, span_grid
+from risk.options import OptionBook, greeks
+from risk.options_margin import ScanRange, scenario_margin, span_grid
 
 BOOK_SIZE = 100_000
 REPEATS = 5

@@ -39,7 +39,8 @@ def _market_model() -> MonteCarlo:
 
 
 def _eth_returns() -> np.ndarray | None:
-    from risk.data import DataOptions, load_series
+    from risk.data import load_series
+    from risk.data_problems import DataOptions
 
     root = Path(os.environ.get("STEWARD_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
     path = root / "market" / "binance_ethusdt_1h_cdd.csv"

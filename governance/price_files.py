@@ -3,7 +3,7 @@
 A steward firm's venues often price their markets from the same long files (one CoinGecko export
 holds every Aave asset). `steward epoch POLICY...` gives every policy's `gather_inputs` one
 `PriceFiles`: each file is parsed and hashed on first use and served from memory afterwards. The
-parsed table is the one `risk.data.load_prices_file` returns, so a policy's inputs are the same
+parsed table is the one `risk.data_files.load_prices_file` returns, so a policy's inputs are the same
 bytes whether it ran alone or with others.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from governance.bundle import sha256
-from risk.data import PriceTable, load_prices_file
+from risk.data_files import PriceTable, load_prices_file
 
 
 @dataclass

@@ -19,7 +19,7 @@ from governance.charts import ChartError
 from risk.breaker_policy import Breakers
 from risk.breakers_calibrate import CalibrationReport, Detection, MarketHistory, RuleCalibration, alert_times, history
 from risk.breakers_feed import MarketStream
-from risk.data import _iso
+from risk.data_text import iso_utc
 from risk.market import MarketData
 from risk.policy import Policy
 from risk.recommendation_derivatives import BacktestFigures, DerivativeMarketRecommendation, DerivativeRecommendation
@@ -150,10 +150,10 @@ def _replays(breakers: Breakers, streams: dict[str, MarketStream], report: Calib
                 panels.append(panel)
                 detections.append((r.rule, r.policy.threshold, detection))
             keep = (stream.times >= lo) & (stream.times <= hi)
-            title = f"{market}: the breaker's rules replayed on {w.name} ({_iso(start)[:10]} .. {_iso(end)[:10]})"
+            title = f"{market}: the breaker's rules replayed on {w.name} ({iso_utc(start)[:10]} .. {iso_utc(end)[:10]})"
             svg = draw.breaker_replay(f"replay-{w.name}-{market}", stream.times[keep], stream.composite[keep], (start, end), start + delay,
                                       tuple(panels), title=title)
-            out.append(ReplayChart(w.name, market, title, Markup(svg), _iso(start), _iso(end), delay / 3600, tuple(detections)))
+            out.append(ReplayChart(w.name, market, title, Markup(svg), iso_utc(start), iso_utc(end), delay / 3600, tuple(detections)))
     return tuple(out)
 
 

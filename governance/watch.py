@@ -46,6 +46,7 @@ from governance.watch_emergency import (
 from governance.watch_sinks import LiveView, Webhook
 from risk.breaker_policy import Breakers
 from risk.breaker_rules import threshold_unit
+from risk.data_text import iso_utc
 from risk.errors import StewardError
 from risk.policy_load import LoadedPolicy
 from risk.snapshot import VenueSnapshot
@@ -117,7 +118,7 @@ class EmergencyWorker:
         if earlier is not None and trigger.time - earlier[0] < self.breakers.watch.emergency.cooldown.seconds:
             self.counts["duplicate"] += 1
             self._emit({"action": trigger.action, "bundle": earlier[1], "kind": "emergency", "market": trigger.market, "reserve": trigger.reserve,
-                        "rule": trigger.rule, "status": "duplicate", "time": _iso(trigger.time)})
+                        "rule": trigger.rule, "status": "duplicate", "time": iso_utc(trigger.time)})
             return
         target = self.desk.out_dir / self.desk.venue.policy.venue.name / bundle_name(trigger)
         self._last[key] = (trigger.time, str(target))
@@ -131,7 +132,7 @@ class EmergencyWorker:
                 self.counts["failed"] += 1
                 cause = exc.cause if isinstance(exc, StewardError) else f"{type(exc).__name__}: {exc}"
                 self._emit({"action": trigger.action, "detail": cause, "kind": "emergency", "market": trigger.market, "reserve": trigger.reserve,
-                            "rule": trigger.rule, "status": "failed", "time": _iso(trigger.time)})
+                            "rule": trigger.rule, "status": "failed", "time": iso_utc(trigger.time)})
             finally:
                 self._jobs.task_done()
 
@@ -143,7 +144,7 @@ class EmergencyWorker:
         write_bundle(files, target)
         verify_emergency_bundle(target)
         doc: dict[str, Any] = {"action": trigger.action, "bundle": str(target), "kind": "emergency", "market": trigger.market, "reserve": trigger.reserve,
-                               "rule": trigger.rule, "status": "written", "time": _iso(trigger.time)}
+                               "rule": trigger.rule, "status": "written", "time": iso_utc(trigger.time)}
         safe = files.get("safe-tx.json")
         if safe is None:
             doc["detail"] = "no call needed (already at the action's state) or no Safe in the venue policy"
@@ -163,10 +164,6 @@ class EmergencyWorker:
         """Finish the queued proposals (a half-made proposal helps nobody), then stop."""
         self._jobs.put(None)
         self._thread.join(timeout_s)
-
-
-def _iso(t: int) -> str:
-    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _silent_after(events: Iterable[WatchEvent]) -> list[tuple[str, str, int]]:
@@ -263,7 +260,7 @@ class Monitor:
             rows.append({"market": m.symbol, "price": m.price, "fresh": f"{sum(m.fresh)}/{len(m.fresh)}", "vol": rec.vol, "margin": rec.margin_scale,
                          "ltv": rec.ltv, "below": m.point.below if m.point else None, "near": m.point.near if m.point else None,
                          "at_risk": m.point.collateral_at_risk_usd if m.point else None,
-                         "alert": f"{alert.rule} {_iso(alert.time)}" if alert else ""})
+                         "alert": f"{alert.rule} {iso_utc(alert.time)}" if alert else ""})
         flagged = sum(v for k, v in e.counts.items() if k.startswith("flagged:"))
         title = f"steward watch — {e.counts['used']:,} updates used, {flagged:,} flagged, {e.counts['events:alert']:,} alerts"
         return title, rows
@@ -278,7 +275,7 @@ class Monitor:
             markets = {}
             for s, f in replay.finals.items():
                 rec = recommend_at(f.vol, f.price, f.vol_rule, venue, e.venue_market(s, venue)).to_json()
-                markets[s] = {"health": f.health.to_json() if f.health else None, "price": f.price, "recommendation": rec, "time": _iso(f.time), "vol": rec["vol"]}
+                markets[s] = {"health": f.health.to_json() if f.health else None, "price": f.price, "recommendation": rec, "time": iso_utc(f.time), "vol": rec["vol"]}
         else:
             kinds = Counter({k.removeprefix("events:"): v for k, v in e.counts.items() if k.startswith("events:")})
             alerts = Counter({k.removeprefix("alerts:"): v for k, v in e.counts.items() if k.startswith("alerts:")})
@@ -289,11 +286,11 @@ class Monitor:
                 if m.time is None:
                     continue
                 rec = m.recommendation(venue, e.venue_market(m.symbol, venue))
-                markets[m.symbol] = {"health": m.point.to_json() if m.point else None, "price": m.price, "recommendation": rec.to_json(), "time": _iso(m.time),
+                markets[m.symbol] = {"health": m.point.to_json() if m.point else None, "price": m.price, "recommendation": rec.to_json(), "time": iso_utc(m.time),
                                      "vol": rec.to_json()["vol"]}
         silent = e.silent_sources() if replay is None else _silent_after(replay.events)
         doc = {"kind": "summary", **counts, "alerts": dict(sorted(alerts.items())), "events": dict(sorted(kinds.items())), "markets": markets,
-               "notices": dict(sorted(self.notices.items())), "silent_sources": [{"last_update": _iso(t), "market": m, "source": s} for m, s, t in silent],
+               "notices": dict(sorted(self.notices.items())), "silent_sources": [{"last_update": iso_utc(t), "market": m, "source": s} for m, s, t in silent],
                "stopped": self.stopped or "stopped", "elapsed_s": round(time.monotonic() - self.started, 3)}
         if self.worker is not None:
             doc["emergencies"] = dict(sorted(self.worker.counts.items()))

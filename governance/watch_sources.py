@@ -28,7 +28,7 @@ from governance.cli_breakers import source_files
 from risk.book import Book
 from risk.breaker_policy import Breakers
 from risk.breakers_feed import MarketStream, load_market_stream
-from risk.data import PriceTable
+from risk.data_files import PriceTable
 from risk.errors import DataError, PolicyError
 from risk.watch_events import Update
 

@@ -31,7 +31,7 @@ import numpy as np
 from risk.breaker_policy import Breakers
 from risk.breaker_rules import RULE_KINDS, Direction, threshold_float
 from risk.breakers_feed import CompositeFeed, MarketStream, Tick
-from risk.data import _iso
+from risk.data_text import iso_utc
 from risk.errors import RiskInputError
 
 YEAR_SECONDS = 365.25 * 86400
@@ -50,7 +50,7 @@ class Alert:
     severity: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"market": self.market, "rule": self.rule, "severity": self.severity, "threshold": self.threshold, "time": _iso(self.time), "value": self.value}
+        return {"market": self.market, "rule": self.rule, "severity": self.severity, "threshold": self.threshold, "time": iso_utc(self.time), "value": self.value}
 
 
 def margin_scale(vol: float, threshold: float, max_scale: float) -> float:

@@ -37,7 +37,7 @@ from risk.breaker_policy import Breakers
 from risk.breaker_rules import threshold_float, threshold_unit
 from risk.breakers import fires, missing_input, rule_values
 from risk.breakers_feed import MarketStream
-from risk.data import _iso
+from risk.data_text import iso_utc
 from risk.errors import PolicyError
 from risk.units import Duration, Ratio, Usd
 
@@ -70,7 +70,7 @@ class Detection:
         out: dict[str, Any] = {
             "delay_hours": None if self.delay_seconds is None else self.delay_seconds / 3600,
             "detected": self.detected,
-            "first_alert": None if self.first_alert is None else _iso(self.first_alert),
+            "first_alert": None if self.first_alert is None else iso_utc(self.first_alert),
             "market": self.market,
             "window": self.window,
         }
@@ -98,7 +98,7 @@ class Figures:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "spans": {m: [_iso(a), _iso(b)] for m, a, b in self.spans},
+            "spans": {m: [iso_utc(a), iso_utc(b)] for m, a, b in self.spans},
             "alerts": self.alerts,
             "calm_months": self.calm_months,
             "events": [d.to_json() for d in self.detections],

@@ -24,17 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from risk.breaker_markets import BreakerMarket, BreakerSource
-from risk.data import (
-    OHLC,
-    TIME,
-    DataOptions,
-    PriceTable,
-    Repair,
-    _frozen_array,
-    _iso,
-    load_prices_file,
-    load_series,
-)
+from risk.data import frozen_array, load_series
+from risk.data_files import OHLC, TIME, PriceTable, load_prices_file
+from risk.data_problems import DataOptions, Repair
+from risk.data_text import iso_utc
 from risk.errors import DataError
 from risk.policy import DataPolicy
 
@@ -49,7 +42,7 @@ class SourceSeries:
     origin: str = ""
 
     def __post_init__(self) -> None:
-        times, values = _frozen_array(self.times, np.int64), _frozen_array(self.values, np.float64)
+        times, values = frozen_array(self.times, np.int64), frozen_array(self.values, np.float64)
         where = f"source {self.name!r}" + (f" ({self.origin})" if self.origin else "")
         if times.ndim != 1 or times.shape != values.shape:
             raise DataError(f"{where}: times {times.shape} and values {values.shape} differ in shape", "pass two 1-D arrays of one length")
@@ -64,7 +57,7 @@ class SourceSeries:
 
     @property
     def span(self) -> str:
-        return f"{_iso(self.times[0])}..{_iso(self.times[-1])}"
+        return f"{iso_utc(self.times[0])}..{iso_utc(self.times[-1])}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,8 +247,8 @@ def load_source(path: Path, name: str, display: str, *, column: str, symbol: str
     if end is not None:
         keep &= times <= end
     if keep.sum() < 2:
-        window = f"{_iso(start) if start is not None else '…'}..{_iso(end) if end is not None else '…'}"
-        raise DataError(f"{display}: source {name!r} has {int(keep.sum())} update(s) in the market's range {window} (the file covers {_iso(times[0])}..{_iso(times[-1])})", "widen the market's start/end or pass a file of that period")
+        window = f"{iso_utc(start) if start is not None else '…'}..{iso_utc(end) if end is not None else '…'}"
+        raise DataError(f"{display}: source {name!r} has {int(keep.sum())} update(s) in the market's range {window} (the file covers {iso_utc(times[0])}..{iso_utc(times[-1])})", "widen the market's start/end or pass a file of that period")
     return SourceSeries(name, times[keep], series.prices[keep], display), repairs
 
 

@@ -20,7 +20,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
-from risk.data import _frozen_array, _iso
+from risk.data import frozen_array
+from risk.data_text import iso_utc
 from risk.errors import DataError
 from risk.policy_derivatives import OptionLeg
 from risk.units import Duration, Ratio
@@ -37,14 +38,14 @@ class FundingSeries:
     source: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "times", _frozen_array(self.times, np.int64))
-        object.__setattr__(self, "rates", _frozen_array(self.rates, np.float64))
+        object.__setattr__(self, "times", frozen_array(self.times, np.int64))
+        object.__setattr__(self, "rates", frozen_array(self.rates, np.float64))
 
     def until(self, end: int) -> np.ndarray:
         """Rates known at ``end`` (unix s): those stamped at or before it, nothing after "now"."""
         rates = self.rates[self.times <= end]
         if rates.size < 2:
-            raise DataError(f"{self.source}: {rates.size} funding rate(s) at or before {_iso(end)}", "use a funding file covering the price history")
+            raise DataError(f"{self.source}: {rates.size} funding rate(s) at or before {iso_utc(end)}", "use a funding file covering the price history")
         return rates
 
 

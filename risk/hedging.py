@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from risk.errors import RiskInputError, UnitError
-from risk.options import OptionBook, ScenarioGrid, greeks, scenario_margin
+from risk.options import OptionBook, greeks
+from risk.options_margin import ScenarioGrid, scenario_margin
 from risk.units import Ratio, Usd
 
 _MEAN_ABS_NORMAL = math.sqrt(2.0 / math.pi)  # E|Z| for a standard normal: the mean trade when rebalancing every step
@@ -53,7 +54,7 @@ class HedgeCosts:
     """What trading the hedge costs: ``traded x (fee + impact x traded / depth)`` USD for ``traded`` USD.
 
     ``fee`` is a fraction of the traded notional; ``depth_usd`` moves the hedge market's price by
-    ``impact`` (linear order book, full impact charged, as `risk.perps.slippage_at_size`); without a
+    ``impact`` (linear order book, full impact charged, as `risk.perps_liquidation.slippage_at_size`); without a
     depth there is no slippage.
     """
 

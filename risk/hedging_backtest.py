@@ -4,7 +4,7 @@ The vault's book follows the real prices hour by hour:
 
 * a perp vault (`PerpVault`) is short its traders' net long of ``skew_usd``, which the traders keep
   constant in USD: over each step it loses ``skew x return`` and its delta is ``-skew / price`` units;
-* an options AMM holds a rolling book (`risk.options.OptionTemplate` with the vault's own signed
+* an options AMM holds a rolling book (`risk.options_backtest.OptionTemplate` with the vault's own signed
   quantities), struck at the price of each horizon's start and held over the horizon, revalued every
   step with Black-76 at the then-current EWMA volatility. No implied-volatility history exists in the
   data: realised (EWMA) volatility stands in for implied volatility.
@@ -47,7 +47,8 @@ from risk.hedging import (
     option_scenarios,
     perp_scenarios,
 )
-from risk.options import DAYS_PER_YEAR, OptionBook, OptionTemplate, black76_price, greeks
+from risk.options import DAYS_PER_YEAR, OptionBook, black76_price, greeks
+from risk.options_backtest import OptionTemplate
 from risk.units import Ratio
 from risk.vol import EWMA
 

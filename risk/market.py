@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from risk.data import TIME, PriceSeries, _duration, _frozen_array, _iso
+from risk.data import PriceSeries, frozen_array
+from risk.data_files import TIME
+from risk.data_text import hours_text, iso_utc
 from risk.errors import DataError
 
 
@@ -60,18 +62,18 @@ def resample(series: PriceSeries, step_seconds: int, *, start: int | None = None
     last = int(t[-1]) if end is None else int(end)
     grid = _grid(first, last, step_seconds)
     if len(grid) < 2:
-        raise DataError(f"{series.source} {series.symbol}: {_iso(first)}..{_iso(last)} holds {len(grid)} point(s) of a {step_seconds} s grid", "widen the range; a series needs at least 2 points")
+        raise DataError(f"{series.source} {series.symbol}: {iso_utc(first)}..{iso_utc(last)} holds {len(grid)} point(s) of a {step_seconds} s grid", "widen the range; a series needs at least 2 points")
     at = np.searchsorted(t, grid, side="right") - 1
     if at[0] < 0:
-        raise DataError(f"{series.source} {series.symbol}: no observation at or before {_iso(grid[0])}; the data starts {_iso(t[0])}", "start the range later")
+        raise DataError(f"{series.source} {series.symbol}: no observation at or before {iso_utc(grid[0])}; the data starts {iso_utc(t[0])}", "start the range later")
     age = grid - t[at]
     stale = age > max_gap_seconds
     if stale.any():
         runs = _runs(stale)
         a, b = runs[0]
         raise DataError(
-            f"{series.source} {series.symbol}: no observation within {_duration(max_gap_seconds)} before {_iso(grid[a])}..{_iso(grid[b])} "
-            f"(last one {_iso(t[at[a]])}); {int(stale.sum())} grid point(s) in {len(runs)} stale range(s)",
+            f"{series.source} {series.symbol}: no observation within {hours_text(max_gap_seconds)} before {iso_utc(grid[a])}..{iso_utc(grid[b])} "
+            f"(last one {iso_utc(t[at[a]])}); {int(stale.sum())} grid point(s) in {len(runs)} stale range(s)",
             "allow data.repairs: [fill_gaps], raise data.max_gap, or choose a range without the gap",
         )
     return PriceSeries(series.symbol, grid, series.prices[at], series.source)
@@ -98,7 +100,7 @@ class MarketData:
     prices: np.ndarray
 
     def __post_init__(self) -> None:
-        times, prices = _frozen_array(self.times, np.int64), _frozen_array(self.prices, np.float64)
+        times, prices = frozen_array(self.times, np.int64), frozen_array(self.prices, np.float64)
         symbols = tuple(self.symbols)
         if isinstance(self.step_seconds, bool) or not isinstance(self.step_seconds, (int, np.integer)) or self.step_seconds <= 0:
             raise DataError(f"market data: step {self.step_seconds!r} is not a positive number of seconds", "e.g. 3600")
@@ -138,7 +140,7 @@ class MarketData:
         """The rows with ``start <= time <= end`` (unix seconds, both ends included)."""
         keep = (self.times >= start) & (self.times <= end)
         if keep.sum() < 2:
-            raise DataError(f"market data: {_iso(start)}..{_iso(end)} holds {int(keep.sum())} of its times ({_iso(self.times[0])}..{_iso(self.times[-1])})", "choose a range inside the data")
+            raise DataError(f"market data: {iso_utc(start)}..{iso_utc(end)} holds {int(keep.sum())} of its times ({iso_utc(self.times[0])}..{iso_utc(self.times[-1])})", "choose a range inside the data")
         return MarketData(self.step_seconds, self.times[keep], self.symbols, self.prices[keep])
 
     def to_csv_bytes(self) -> bytes:
@@ -228,7 +230,7 @@ def align(series: Sequence[PriceSeries], step_seconds: int, *, start: int | None
     lo = max(int(s.times[0]) for s in series) if start is None else int(start)
     hi = min(int(s.times[-1]) for s in series) if end is None else int(end)
     if len(_grid(lo, hi, step_seconds)) < 2:
-        ranges = ", ".join(f"{s.symbol} {_iso(s.times[0])}..{_iso(s.times[-1])}" for s in series)
-        raise DataError(f"the series share fewer than 2 points of a {step_seconds} s grid in {_iso(lo)}..{_iso(hi)}: {ranges}", "choose series that overlap in time, or another range")
+        ranges = ", ".join(f"{s.symbol} {iso_utc(s.times[0])}..{iso_utc(s.times[-1])}" for s in series)
+        raise DataError(f"the series share fewer than 2 points of a {step_seconds} s grid in {iso_utc(lo)}..{iso_utc(hi)}: {ranges}", "choose series that overlap in time, or another range")
     columns = [resample(s, step_seconds, start=lo, end=hi, max_gap_seconds=max_gap_seconds) for s in series]
     return MarketData(step_seconds, columns[0].times, tuple(symbols), np.column_stack([c.prices for c in columns]))

@@ -4,7 +4,7 @@ Pure: arrays and frozen models in, a frozen `DerivativeRecommendation` out. Per 
 
 * perps — `risk.perps.recommend_perp_margin`: MMF (backtested long and short), IMF, liquidation fee and
   OI caps from the order book's depth;
-* options — `risk.options`: the scan range and vol shocks "now", the scenario margin of the reference
+* options — `risk.options_*`: the scan range and vol shocks "now", the scenario margin of the reference
   book, and `backtest_option_margin` of that book on the history;
 * either, with a ``hedging:`` section — `risk.hedging_backtest.recommend_hedge`: hedge ratio and
   rebalance band, with every candidate's backtest.
@@ -31,19 +31,12 @@ from risk.hedging import HedgeCosts, candidate_grid
 from risk.hedging_backtest import IMPLIED_VOL_NOTE, HedgeResult, PerpVault, recommend_hedge
 from risk.limits import round_cap_down
 from risk.market import MarketData
-from risk.options import (
-    DAYS_PER_YEAR,
-    OptionTemplate,
-    ScanRange,
-    ScenarioGrid,
-    backtest_option_margin,
-    deribit_grid,
-    recommend_scan_range,
-    recommend_vol_shock,
-    scenario_margin,
-    span_grid,
-)
-from risk.perps import PerpLiquidity, PerpMarginRecommendation, oi_caps_from_liquidity, recommend_perp_margin
+from risk.options import DAYS_PER_YEAR
+from risk.options_backtest import OptionTemplate, backtest_option_margin
+from risk.options_calibration import recommend_scan_range, recommend_vol_shock
+from risk.options_margin import ScanRange, ScenarioGrid, deribit_grid, scenario_margin, span_grid
+from risk.perps import PerpLiquidity, PerpMarginRecommendation, recommend_perp_margin
+from risk.perps_oi import oi_caps_from_liquidity
 from risk.policy import ChangeLimit, Policy, VenueKind
 from risk.policy_derivatives import (
     DerivativeParameter,

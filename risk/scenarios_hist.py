@@ -41,6 +41,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from risk.data_text import iso_utc
 from risk.errors import DataError, RiskInputError
 from risk.market import MarketData
 from risk.scenarios import (
@@ -52,10 +53,6 @@ from risk.scenarios import (
     to_relative,
 )
 from risk.vol import GarchParams, VolEstimate
-
-
-def _iso(t: int) -> str:
-    return datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unix(text: str) -> int:
@@ -163,7 +160,7 @@ def crash_windows(
     for w in windows:
         if w.start < market.times[0] or w.end > market.times[-1]:
             raise DataError(
-                f"crash window {w.name!r} ({_iso(w.start)}..{_iso(w.end)}) is not covered by the market data ({_iso(market.times[0])}..{_iso(market.times[-1])})",
+                f"crash window {w.name!r} ({iso_utc(w.start)}..{iso_utc(w.end)}) is not covered by the market data ({iso_utc(market.times[0])}..{iso_utc(market.times[-1])})",
                 "load data that covers the window, or leave the window out",
             )
         part = market.slice(w.start, w.end)
@@ -182,7 +179,7 @@ def crash_windows(
             factor = np.where(then > 0, now / np.where(then > 0, then, 1.0), 1.0)
             scaling = ",".join(f"{s}={f!r}" for s, f in zip(market.symbols, factor.tolist()))
         rel = _replay(part.prices, factor, steps)
-        source = f"{w.name}: {_iso(part.times[0])}..{_iso(part.times[-1])}, {length} steps of {market.step_seconds} s"
+        source = f"{w.name}: {iso_utc(part.times[0])}..{iso_utc(part.times[-1])}, {length} steps of {market.step_seconds} s"
         prov = Provenance("crash-window", source, settings=settings(rescale=scaling, steps=steps if steps is not None else "whole window"))
         out.append(ScenarioSet(w.name, market.symbols, market.step_seconds, rel, prov))
     return tuple(out)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from risk.breakers import Alert
-from risk.data import _iso
+from risk.data_text import iso_utc
 from risk.watch_health import HealthPoint
 
 
@@ -66,7 +66,7 @@ class HealthEvent:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "health", "market": self.market, "price": self.price, "severity": self.severity, "threshold": self.threshold,
-                "time": _iso(self.time), "value": self.value, "values": self.health.to_json()}
+                "time": iso_utc(self.time), "value": self.value, "values": self.health.to_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +83,8 @@ class StaleEvent:
     threshold: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "stale", "last_update": _iso(self.last_update), "market": self.market, "source": self.source,
-                "threshold": self.threshold, "time": _iso(self.time), "value": self.silent_seconds}
+        return {"kind": "stale", "last_update": iso_utc(self.last_update), "market": self.market, "source": self.source,
+                "threshold": self.threshold, "time": iso_utc(self.time), "value": self.silent_seconds}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ class ResumedEvent:
     silent_seconds: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "resumed", "market": self.market, "source": self.source, "time": _iso(self.time), "value": self.silent_seconds}
+        return {"kind": "resumed", "market": self.market, "source": self.source, "time": iso_utc(self.time), "value": self.silent_seconds}
 
 
 FLAG_REASONS = ("duplicate", "out_of_order", "stale", "invalid", "unknown_source")
@@ -125,7 +125,7 @@ class FlaggedEvent:
         u = self.update
         price = u.price if math.isfinite(u.price) else repr(u.price)  # JSON has no NaN or inf
         try:
-            time: str = _iso(u.time)
+            time: str = iso_utc(u.time)
         except (OverflowError, OSError, ValueError):
             time = str(u.time)
         return {"detail": self.detail, "kind": "flagged", "market": u.market, "price": price, "reason": self.reason, "round": u.round,

@@ -12,14 +12,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk.options import (
-    OptionBook,
-    ScanRange,
-    black76_price,
-    greeks,
-    scenario_margin,
-    span_grid,
-)
+from risk.options import OptionBook, black76_price, greeks
+from risk.options_margin import ScanRange, scenario_margin, span_grid
 
 PROPS = settings(max_examples=150, deadline=None)
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from risk.errors import UnitError
 from risk.units import (
-    MAX_DURATION_SECONDS,
     UINT256_MAX,
     Bps,
     Duration,
@@ -20,6 +19,7 @@ from risk.units import (
     Usd,
     Wad,
 )
+from risk.units_parse import MAX_DURATION_SECONDS
 
 # Per test, not a global profile: this module must not change other modules' settings.
 SETTINGS = settings(max_examples=200, deadline=None)

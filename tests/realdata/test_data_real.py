@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from risk.data import DataOptions, PriceTable, find_problems, load_prices_file, load_series
+from risk.data import find_problems, load_series
+from risk.data_files import PriceTable, load_prices_file
+from risk.data_problems import DataOptions
 from risk.errors import DataError
 from risk.market import resample
 

@@ -29,7 +29,7 @@ import pytest
 from risk.backtest import Tail, TailKind
 from risk.hedging import HedgeCosts, candidate_grid
 from risk.hedging_backtest import PerpVault, recommend_hedge
-from risk.options import OptionTemplate
+from risk.options_backtest import OptionTemplate
 from risk.units import Ratio, Usd
 
 pytestmark = pytest.mark.realdata

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from risk.backtest import Side, Tail, TailKind, Zone
-from risk.options import backtest_option_margin, straddle
+from risk.options_backtest import backtest_option_margin, straddle
 from risk.perps import margin_path, recommend_perp_margin
 from risk.units import Ratio
 

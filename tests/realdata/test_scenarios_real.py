@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from risk.data import DataOptions, load_prices_file, load_series
+from risk.data import load_series
+from risk.data_files import load_prices_file
+from risk.data_problems import DataOptions
 from risk.errors import DataError
 from risk.market import MarketData, align
 from risk.scenarios import simulate

@@ -13,16 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk.data import (
-    REPAIR_KINDS,
-    DataOptions,
-    PriceSeries,
-    Problem,
-    Repair,
-    find_problems,
-    load_prices_file,
-    load_series,
-)
+from risk.data import PriceSeries, find_problems, load_series
+from risk.data_files import load_prices_file
+from risk.data_problems import REPAIR_KINDS, DataOptions, Problem, Repair
 from risk.errors import DataError
 from risk.market import MarketData, align, resample
 

@@ -17,7 +17,8 @@ from risk.hedging import (
     perp_scenarios,
 )
 from risk.hedging_backtest import PerpVault, recommend_hedge, simulate_band, vault_path
-from risk.options import OptionBook, OptionTemplate, black76_price, greeks
+from risk.options import OptionBook, black76_price, greeks
+from risk.options_backtest import OptionTemplate
 from risk.units import Ratio, Usd
 
 R = Ratio.parse

@@ -11,20 +11,10 @@ from scipy.integrate import quad
 from scipy.stats import norm
 
 from risk.errors import RiskInputError, UnitError
-from risk.options import (
-    OptionBook,
-    OptionTemplate,
-    ScanRange,
-    backtest_option_margin,
-    black76_price,
-    deribit_grid,
-    greeks,
-    recommend_scan_range,
-    recommend_vol_shock,
-    scenario_margin,
-    span_grid,
-    straddle,
-)
+from risk.options import OptionBook, black76_price, greeks
+from risk.options_backtest import OptionTemplate, backtest_option_margin, straddle
+from risk.options_calibration import recommend_scan_range, recommend_vol_shock
+from risk.options_margin import ScanRange, deribit_grid, scenario_margin, span_grid
 from risk.units import Ratio
 
 C99 = Ratio.parse("99%")

@@ -11,18 +11,10 @@ import pytest
 
 from risk.backtest import Side, Tail, TailKind
 from risk.errors import RiskInputError, UnitError
-from risk.perps import (
-    PerpLiquidity,
-    funding_cost,
-    initial_margin,
-    liquidation_fee,
-    maintenance_margin,
-    margin_path,
-    oi_caps_from_liquidity,
-    oi_scaled_imf,
-    recommend_perp_margin,
-    slippage_at_size,
-)
+from risk.perps import PerpLiquidity, margin_path, recommend_perp_margin
+from risk.perps_liquidation import liquidation_fee, slippage_at_size
+from risk.perps_margin import funding_cost, initial_margin, maintenance_margin
+from risk.perps_oi import oi_caps_from_liquidity, oi_scaled_imf
 from risk.units import Ratio, Usd
 
 C99 = Ratio.parse("99%")

@@ -9,7 +9,6 @@ import pytest
 from risk.errors import UnitError
 from risk.units import (
     BPS_PER_ONE,
-    MAX_DURATION_SECONDS,
     RAY,
     UINT256_MAX,
     WAD,
@@ -21,6 +20,7 @@ from risk.units import (
     Usd,
     Wad,
 )
+from risk.units_parse import MAX_DURATION_SECONDS
 
 D = Decimal
 
