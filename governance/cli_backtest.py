@@ -38,6 +38,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from risk.data_text import iso_utc
 from risk.errors import DataError, PolicyError, RiskInputError
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ def window_table(table: Any, lo: int | None, hi: int | None, max_gap: int) -> An
     """The rows that can matter for [lo, hi] (and any row whose time does not parse, so it is reported)."""
     import pandas as pd
 
-    from risk.data import TIME, PriceTable
+    from risk.data_files import TIME, PriceTable
 
     if lo is None and hi is None:
         return table
@@ -113,7 +114,9 @@ def _history(policy: Any, prices: Path, symbols: list[str], start: str | None, e
     from dataclasses import replace
 
     from governance.pipeline import _data_options
-    from risk.data import REPAIR_KINDS, load_prices_file, load_series
+    from risk.data import load_series
+    from risk.data_files import load_prices_file
+    from risk.data_problems import REPAIR_KINDS
     from risk.market import align
 
     options = _data_options(policy)
@@ -230,6 +233,7 @@ def run_backtest(
         simulate_market,
     )
     from risk.policy_load import load_policy
+    from risk.recommend import liquidation_style
     from risk.scenarios_hist import CrashWindow, crash_windows
 
     policy = load_policy(policy_path).policy
@@ -252,7 +256,8 @@ def run_backtest(
         p = params[s]
         depth = DepthCurve.from_units(p["depth"], p["impact"]) if "depth" in p and "impact" in p else DepthCurve()
         lm = LendingMarket.from_units(s, price=_usd(start_prices[s]), ltv=p["ltv"], liquidation_threshold=p["liquidation_threshold"],
-                                      liquidation_bonus=p["liquidation_bonus"], protocol_fee=p["liquidation_protocol_fee"], gas=p["gas"], depth=depth)
+                                      liquidation_bonus=p["liquidation_bonus"], protocol_fee=p["liquidation_protocol_fee"], gas=p["gas"], depth=depth,
+                                      style=liquidation_style(policy))
         if s not in the_book.markets:
             raise RiskInputError(f"the book has no position in {s}", "give positions with that collateral, or replay another market")
         losses[s] = simulate_market(the_book, lm, replay.series(s), cascade=cascade)
@@ -260,7 +265,7 @@ def run_backtest(
     doc: dict[str, Any] = {
         "book": {"positions": len(the_book), "source": str(book) if book else "policy lending_core (generated)"},
         "cascade": cascade,
-        "history": {"end": _iso(int(history.times[-1])), "start": _iso(int(history.times[0])), "step_seconds": history.step_seconds,
+        "history": {"end": iso_utc(int(history.times[-1])), "start": iso_utc(int(history.times[0])), "step_seconds": history.step_seconds,
                     "steps": length, "window_steps": window_steps},
         "markets": {s: {"loss": loss_json(losses[s]), "parameters": used[s]} for s in symbols},
         "paths": replay.paths,
@@ -281,13 +286,9 @@ def _usd(x: float) -> Any:
     return Usd(Decimal(repr(x)))
 
 
-def _iso(t: int) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _present(policy: Any, prices: Path, symbols: list[str]) -> list[str]:
     """The policy markets a file has prices for (a long file: by symbol; a one-series file: the only market, else ask)."""
-    from risk.data import load_prices_file
+    from risk.data_files import load_prices_file
 
     table = load_prices_file(prices, name=prices.name)
     if table.shape == "long":

@@ -34,7 +34,9 @@ from governance.safe import (
 )
 from governance.signer_packet import allowed_targets, call_flags, lending_signer_context
 from governance.venues import aave_v3
-from risk.data import DataOptions, Repair, load_series
+from risk.data import load_series
+from risk.data_problems import DataOptions, Repair
+from risk.data_text import iso_utc
 from risk.demo import synthetic
 from risk.errors import DataError, StewardError
 from risk.market import MarketData, align
@@ -88,10 +90,6 @@ class EpochInputs:
 def default_data_dir() -> Path:
     env = os.environ.get("STEWARD_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch_label(seconds: int) -> str:
@@ -160,13 +158,13 @@ def _window(policy: Policy, market: MarketData) -> MarketData:
     end = int(market.times[-1]) if sc.as_of is None else int(sc.as_of.timestamp())
     if end > int(market.times[-1]) or end < int(market.times[0]):
         raise DataError(
-            f"scenarios.as_of {_iso(end)} is outside the data ({_iso(int(market.times[0]))} .. {_iso(int(market.times[-1]))})",
+            f"scenarios.as_of {iso_utc(end)} is outside the data ({iso_utc(int(market.times[0]))} .. {iso_utc(int(market.times[-1]))})",
             "choose an as_of inside the data range",
         )
     start = end - sc.lookback.seconds
     if start < int(market.times[0]):
         raise DataError(
-            f"the {sc.lookback} lookback before {_iso(end)} starts before the data ({_iso(int(market.times[0]))})",
+            f"the {sc.lookback} lookback before {iso_utc(end)} starts before the data ({iso_utc(int(market.times[0]))})",
             "shorten scenarios.lookback or move scenarios.as_of later",
         )
     return market.slice(start, end)
@@ -258,7 +256,7 @@ def gather_inputs(
     # Compute on exactly what is pinned: the canonical CSV round-trips floats exactly.
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)
     last = {s: Decimal(repr(float(market.series(s)[-1]))) for s in market.symbols}
-    snapshot = with_prices(snapshot, last, f"taken from the market data at {_iso(int(market.times[-1]))}")
+    snapshot = with_prices(snapshot, last, f"taken from the market data at {iso_utc(int(market.times[-1]))}")
     return EpochInputs(
         policy=loaded,
         market=market,
@@ -365,7 +363,7 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
             "lending venues: aave-v3 or compound-v3; any other venue's setters: venue.kind perps/options with setters: in the policy",
         )
     market = inputs.market
-    as_of = _iso(int(market.times[-1]))
+    as_of = iso_utc(int(market.times[-1]))
     rec = recommend(
         policy, market.symbols, market.prices, market.step_seconds, inputs.snapshot,
         epoch=inputs.epoch, as_of=as_of, history=inputs.history, task_map=task_map,
@@ -438,7 +436,7 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         safe=safe_summary,
         inputs=inputs_hashes,
         bundle_path=bundle_path,
-        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
+        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {iso_utc(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
         repairs=list(inputs.repairs),
         charts=chart_inputs(rec, market, policy.change_limits),

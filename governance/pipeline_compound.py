@@ -14,9 +14,9 @@ are replayed. Bundle files: recommendation.json, calls.json, safe-tx-builder.jso
 The lending risk core recommends Aave-shaped parameters; `governance.venues.compound_mapping` maps them
 onto Comet (LTV ↔ borrow collateral factor, liquidation threshold ↔ liquidate collateral factor, bonus ↔
 liquidation penalty = 1 − liquidation factor, supply cap ↔ supply cap; no borrow cap, Comet has none per
-asset) and the report's method section states it. The simulator liquidates as Aave does (close factor
-50%); Comet absorbs whole positions. `risk.optimize` builds its markets with Aave's close factor and the
-simulator accepts only a close factor below 100%, so it is not changed here: the approximation is stated.
+asset) and the report's method section states it, with what is modelled as Comet does it and what is still
+approximated. `risk.recommend` simulates compound-v3 venues with whole-position liquidations
+(`risk.lending_params.LiquidationStyle.WHOLE_POSITION`: all of the debt once HF < 1, as Comet's absorb).
 
 No devnet simulation: Comet's bytecode is not published on npm (@compound-finance/comet is not in the
 registry), so there is no Comet on the local anvil devnet and `steward simulate` cannot run these
@@ -45,6 +45,7 @@ from governance.signer_packet_venues import compound_signer_context
 from governance.venues.compound_mapping import ROW_LABELS, comet_changes, compound_context, for_comet, prove_comet_calls
 from governance.venues.compound_snapshot import CometSnapshot, parse_comet_snapshot_json
 from governance.venues.compound_v3 import comet_calls
+from risk.data_text import iso_utc
 from risk.demo import synthetic
 from risk.errors import DataError, PolicyError, StewardError
 from risk.market import MarketData, align
@@ -160,7 +161,7 @@ def gather_compound_inputs(
 
     `comet` (read from a chain at a pinned block, `governance.venues.compound_read`) takes precedence over `snapshot_path`.
     """
-    from governance.pipeline import _file_series, _iso, _window, default_data_dir, epoch_label
+    from governance.pipeline import _file_series, _window, default_data_dir, epoch_label
 
     loaded = load_policy(policy_path)
     policy = loaded.policy
@@ -191,7 +192,7 @@ def gather_compound_inputs(
     market = _window(policy, market)
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)  # compute on exactly what is pinned
     last = {s: Decimal(repr(float(market.series(s)[-1]))) for s in market.symbols}
-    comet = comet.with_prices(last, f"taken from the market data at {_iso(int(market.times[-1]))}")
+    comet = comet.with_prices(last, f"taken from the market data at {iso_utc(int(market.times[-1]))}")
     return CompoundInputs(policy=loaded, market=market, comet=comet, seed=seed, epoch=epoch or epoch_label(int(market.times[-1])),
                           sources=sources, repairs=tuple(r.to_json() for r in repairs), history=history)
 
@@ -242,14 +243,14 @@ def _safe_files(calls: tuple[Call, ...], policy: Policy, inputs: CompoundInputs,
 
 def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_map) -> dict[str, bytes]:
     """Every file of a Compound v3 venue's bundle, in memory. Pure: same inputs, same bytes."""
-    from governance.pipeline import _calls_json, _iso
+    from governance.pipeline import _calls_json
 
     policy = inputs.policy.policy
     section = compound_section(policy)
     _supported(policy)
     bundle_path = f"proposals/{policy.venue.name}/{inputs.epoch}"
     market, comet = inputs.market, inputs.comet
-    as_of = _iso(int(market.times[-1]))
+    as_of = iso_utc(int(market.times[-1]))
     rec = recommend(policy, market.symbols, market.prices, market.step_seconds, comet.to_venue_snapshot(),
                     epoch=inputs.epoch, as_of=as_of, history=inputs.history, task_map=task_map)
     rec = for_comet(rec, comet)
@@ -270,7 +271,7 @@ def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_m
         inputs_hashes["history"] = sha256(files[INPUT_HISTORY])
     context = report_context(
         rec, calls=calls_doc, safe=safe_summary, inputs=inputs_hashes, bundle_path=bundle_path,
-        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
+        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {iso_utc(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources] or [{"name": "embedded demo market (synthetic, risk/demo/synthetic.py)", "sha256": inputs_hashes["prices"]}],
         repairs=list(inputs.repairs), charts=chart_inputs(rec, market, policy.change_limits),
         signer=compound_signer_context(rec, policy=policy, comet=comet, calls=calls_doc, files=files, safe=safe_summary,

@@ -39,7 +39,10 @@ from risk.breaker_changes import BreakerChange, breaker_changes
 from risk.breaker_policy import Breakers, check_breaker_policy_text
 from risk.breakers_calibrate import CalibrationReport, calibrate
 from risk.breakers_feed import MarketStream, SourceSeries, merge_sources
-from risk.data import Repair, load_prices_file, load_series
+from risk.data import load_series
+from risk.data_files import load_prices_file
+from risk.data_problems import Repair
+from risk.data_text import iso_utc
 from risk.derivative_inputs import FundingSeries, parse_book_csv, parse_funding_csv
 from risk.errors import DataError, PolicyError, StewardError
 from risk.market import MarketData, align
@@ -261,13 +264,12 @@ def _parsed_inputs(inputs: DerivativeInputs) -> tuple[dict[str, FundingSeries], 
 
 def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
     """Every file of a derivative venue's bundle, in memory. Pure: same inputs, same bytes."""
-    from governance.pipeline import _iso
 
     policy = inputs.policy.policy
     section = derivative_section(policy)
     bundle_path = f"proposals/{policy.venue.name}/{inputs.epoch}"
     market = inputs.market
-    as_of = _iso(int(market.times[-1]))
+    as_of = iso_utc(int(market.times[-1]))
     funding, books = _parsed_inputs(inputs)
     rec = recommend_derivatives(policy, market, funding=funding, books=books, epoch=inputs.epoch, as_of=as_of)
     calls = generic.calls_for(policy, rec)
@@ -311,7 +313,7 @@ def build_derivative_files(inputs: DerivativeInputs) -> dict[str, bytes]:
     inputs_hashes = {rel.removeprefix("inputs/").rsplit(".", 1)[0]: sha256(data) for rel, data in sorted(files.items()) if rel.startswith("inputs/")}
     context = report_context(
         rec, calls=calls_doc, safe=safe_summary, inputs=inputs_hashes, bundle_path=bundle_path,
-        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {_iso(int(market.times[0]))} .. {as_of}",
+        data_range=f"{len(market.times)} steps of {market.step_seconds // 60} min, {iso_utc(int(market.times[0]))} .. {as_of}",
         sources=[s.to_json() for s in inputs.sources], repairs=list(inputs.repairs), breakers=breakers, breaker_changes=threshold_changes,
         signer=derivative_signer_context(rec, policy=policy, breakers=breaker_policy, breaker_changes=threshold_changes, calls=calls_doc,
                                          files=files, safe=safe_summary, bundle_path=bundle_path),

@@ -2,8 +2,10 @@
 
 Per path and step, positions below health factor 1 are liquidated by Aave v3's rules (close factor 50%,
 100% at or below HF 0.95, collateral seized = repaid × (1 + bonus), the protocol's fee share of the
-bonus); keepers sell what they seize into a finite depth curve, which lowers the price of every later
-step (the cascade); a liquidation whose gas and slippage exceed the keeper's bonus is not executed.
+bonus), or, for a `LiquidationStyle.WHOLE_POSITION` market (Compound v3's absorb), by the same rules
+with all of the debt repaid at once and never part of it; keepers sell what they seize into a finite
+depth curve, which lowers the price of every later step (the cascade); a liquidation whose gas and
+slippage exceed the keeper's bonus is not executed.
 Bad debt is the collateral shortfall (debt minus collateral value) of positions whose collateral ran
 out, at that step's price, or that are underwater at the end; Aave's *deficit* also counts the bonus
 a keeper took out of the last collateral, and is reported next to it. The model is spelled out position by position in
@@ -30,12 +32,13 @@ from risk.book import Book
 from risk.errors import RiskInputError
 from risk.lending_engine import Ledger, run_market
 from risk.lending_metrics import LossDistribution, VenueLoss
-from risk.lending_params import DepthCurve, LendingMarket
+from risk.lending_params import DepthCurve, LendingMarket, LiquidationStyle
 
 __all__ = [
     "DepthCurve",
     "Ledger",
     "LendingMarket",
+    "LiquidationStyle",
     "LossDistribution",
     "VenueLoss",
     "check_paths",

@@ -64,9 +64,12 @@ class BookSubsets:
         return self._full[gen]
 
     def _share_ok(self, gen: int) -> np.ndarray:
-        """Keeper would execute the close-factor call at this generation (repay cf·γ·d)."""
+        """Keeper would execute the close-factor call at this generation (repay cf·γ·d); never for whole positions."""
         if gen not in self._share:
-            self._share[gen] = self._market.is_profitable(self._market.close_factor * (self._gammas[gen] * self._d))
+            if not self._market.partial_calls:
+                self._share[gen] = np.zeros(self.n, dtype=bool)
+            else:
+                self._share[gen] = self._market.is_profitable(self._market.close_factor * (self._gammas[gen] * self._d))
         return self._share[gen]
 
     def derive(self, mask_id: int, op: str, gen: int) -> int:

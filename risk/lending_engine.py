@@ -16,6 +16,10 @@ the same numbers (to rounding) from three facts:
   for each generation the positions split into "close-factor call profitable" / "only the full call
   profitable" / "none". A cohort's subset is refined by these splits and cached by content.
 
+Whole-position markets (`LiquidationStyle.WHOLE_POSITION`, Comet's absorb) are the same engine with no
+profitable close-factor call (`BookSubsets` gives that subset no member) and the full call acting at
+HF < 1: every cohort is "full call" or "stuck" and stays at generation 0.
+
 Per step, only paths whose price fell below some cohort's trigger price (the price at which its first
 member becomes actionable) are touched, and within them only the triggered cohorts. Work therefore
 scales with the number of liquidation *events* (a new low crossing some cohort), not with positions.
@@ -31,7 +35,7 @@ from risk.lending_cohorts import BookSubsets, CohortArena
 from risk.lending_params import LendingMarket
 
 _ACT_BELOW_1 = 1  # the close-factor call is profitable: acts as soon as HF < 1
-_ACT_BELOW_FULL = 2  # only the full call is profitable: acts once HF <= close_factor_full_hf
+_ACT_BELOW_FULL = 2  # only the full call is profitable: acts once HF <= close_factor_full_hf (< 1 for whole positions)
 _STUCK = 3  # no call is profitable at this generation: only the end-of-path shortfall matters
 # Slack on the trigger filter only; which positions act is then decided exactly by searchsorted.
 _FILTER_SLACK = 1e-9
@@ -116,7 +120,7 @@ class _Engine:
         m = self.market
         top = self.sets.next[mask, lo]
         x = self.w[np.minimum(top, self.w.size - 1)] + beta
-        level = np.where(kind == _ACT_BELOW_1, 1.0, m.close_factor_full_hf) * self.gammas[gen] / m.liquidation_threshold
+        level = np.where(kind == _ACT_BELOW_1, 1.0, m.full_call_hf) * self.gammas[gen] / m.liquidation_threshold
         # collateral at or below zero is actionable at any price
         trig = np.divide(level, x, out=np.full(x.shape, np.inf), where=x > 0)
         return np.where(top < hi, trig, -np.inf)
@@ -199,9 +203,9 @@ class _Engine:
                 out[need] = np.clip(np.searchsorted(w, threshold[need], side=side), a[need], z[need])
             return out
 
-        # HF < 1  <=>  w < γ/(P·LT) − β ; HF <= hf_full  <=>  w <= hf_full·γ/(P·LT) − β
+        # HF < 1  <=>  w < γ/(P·LT) − β ; HF <= hf_full  <=>  w <= hf_full·γ/(P·LT) − β (HF < 1 for whole positions)
         s1 = cut(g / (price * lt) - beta, "left", lo, hi)
-        s_full = cut(m.close_factor_full_hf * g / (price * lt) - beta, "right", lo, np.where(below_1, s1, hi))
+        s_full = cut(m.full_call_hf * g / (price * lt) - beta, "right" if m.partial_calls else "left", lo, np.where(below_1, s1, hi))
         s_act = np.where(below_1, s1, s_full)
         # collateral short of repay·(1+b)/P  <=>  w < q·γ·(1+b)/P − β
         short_full = cut(g * (1 + b) / price - beta, "left", lo, s_full)

@@ -1,9 +1,18 @@
-"""What the liquidation simulator needs to know about one market: Aave-style rules and sell-side depth.
+"""What the liquidation simulator needs to know about one market: liquidation rules and sell-side depth.
 
 A *market* is one collateral asset borrowed against with stable (USD) debt, as Aave risk analyses do
 per collateral. Inside the core every number is a float in the unit its name says (``*_usd`` in USD,
 ratios as fractions of one: 0.825 is 82.5%); `LendingMarket.from_units` and `DepthCurve.from_units`
 take `risk.units` values at the boundary.
+
+Liquidation styles (`LiquidationStyle`)
+---------------------------------------
+``AAVE``: a call repays `close_factor` of the debt while HF > `close_factor_full_hf`, all of it at or
+below (Aave v3.0–3.2: 50%, 100% at HF <= 0.95). ``WHOLE_POSITION``: a call repays all of the debt as
+soon as HF < 1 and there is never a partial call, as Compound v3's ``absorb`` takes every liquidatable
+account whole. It is a style rather than "close_factor_full_hf = 1" because that would still let a
+keeper fall back to a close-factor call when the full one does not pay (slippage on a whale), which
+Comet has no way to do; with the style, the engine's partial-call branch is simply never taken.
 
 The depth curve (documented model choice)
 -----------------------------------------
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from scipy import special
@@ -36,6 +46,13 @@ from risk.units import Ratio, Usd
 _NO_GAS = Usd.parse("$0")
 _AAVE_CLOSE_FACTOR = Ratio.parse("50%")
 _AAVE_FULL_LIQUIDATION_HF = Ratio.parse("95%")
+
+
+class LiquidationStyle(StrEnum):
+    """How much of a liquidatable position (HF < 1) one liquidation call takes (see the module doc)."""
+
+    AAVE = "aave"
+    WHOLE_POSITION = "whole-position"
 
 
 def _finite(name: str, value: float, where: str) -> float:
@@ -110,7 +127,7 @@ class DepthCurve:
 
 @dataclass(frozen=True)
 class LendingMarket:
-    """One collateral asset against stable debt, with Aave v3's liquidation rules (floats, see module doc).
+    """One collateral asset against stable debt, with Aave v3's (or Comet's) liquidation rules (floats, see module doc).
 
     Parameters
     ----------
@@ -128,13 +145,17 @@ class LendingMarket:
     protocol_fee : float
         Share of the bonus collateral that goes to the protocol (Aave's liquidationProtocolFee), in [0, 1].
     close_factor : float
-        Share of the debt a liquidation may repay while HF > `close_factor_full_hf` (0.5 on Aave).
+        Share of the debt a liquidation may repay while HF > `close_factor_full_hf` (0.5 on Aave); unused
+        by `LiquidationStyle.WHOLE_POSITION`.
     close_factor_full_hf : float
-        At or below this health factor the whole debt may be repaid (0.95 on Aave v3.0–3.2).
+        At or below this health factor the whole debt may be repaid (0.95 on Aave v3.0–3.2); unused by
+        `LiquidationStyle.WHOLE_POSITION`.
     gas_usd : float
         Keeper's gas cost of one liquidation, USD.
     depth : DepthCurve
         Liquidity keepers sell the seized collateral into.
+    style : LiquidationStyle
+        Aave's close factor or whole positions as soon as HF < 1 (Compound v3's absorb).
     """
 
     name: str
@@ -147,6 +168,7 @@ class LendingMarket:
     close_factor_full_hf: float = 0.95
     gas_usd: float = 0.0
     depth: DepthCurve = field(default_factory=DepthCurve)
+    style: LiquidationStyle = LiquidationStyle.AAVE
 
     def __post_init__(self) -> None:
         where = f"market {self.name!r}"
@@ -174,6 +196,9 @@ class LendingMarket:
                 raise RiskInputError(f"{where}: {cause}", hint)
         if not isinstance(self.depth, DepthCurve):
             raise RiskInputError(f"{where}: depth must be a DepthCurve, got {type(self.depth).__name__}", "use DepthCurve(...)")
+        if not isinstance(self.style, LiquidationStyle):
+            raise RiskInputError(f"{where}: style must be a LiquidationStyle, got {self.style!r}",
+                                 "use LiquidationStyle.AAVE or LiquidationStyle.WHOLE_POSITION")
 
     @classmethod
     def from_units(
@@ -189,6 +214,7 @@ class LendingMarket:
         depth: DepthCurve | None = None,
         close_factor: Ratio = _AAVE_CLOSE_FACTOR,
         close_factor_full_hf: Ratio = _AAVE_FULL_LIQUIDATION_HF,
+        style: LiquidationStyle = LiquidationStyle.AAVE,
     ) -> LendingMarket:
         """Build from unit values (`Ratio`, `Usd`) as a policy or snapshot states them."""
         return cls(
@@ -202,7 +228,18 @@ class LendingMarket:
             close_factor_full_hf=close_factor_full_hf.as_float(),
             gas_usd=gas.as_float(),
             depth=depth if depth is not None else DepthCurve(),
+            style=style,
         )
+
+    @property
+    def partial_calls(self) -> bool:
+        """Whether a liquidation may repay only `close_factor` of the debt (never for whole positions)."""
+        return self.style is LiquidationStyle.AAVE
+
+    @property
+    def full_call_hf(self) -> float:
+        """Health factor at or below which a call repays the whole debt (1.0 for whole positions, where HF < 1 rules anyway)."""
+        return self.close_factor_full_hf if self.partial_calls else 1.0
 
     @property
     def partial_liquidation_restores_health(self) -> bool:
@@ -212,7 +249,10 @@ class LendingMarket:
         for every h above `close_factor_full_hf` iff ``k <= (hf_full - 1 + cf)/cf`` (0.9 with Aave's
         0.5 and 0.95). Above that (e.g. an eMode LT of 95% with a 1% bonus) a partial call can leave a
         position thinner and still liquidatable, and a safer position can end with more bad debt.
+        Trivially true for whole positions, which never get a partial call.
         """
+        if not self.partial_calls:
+            return True
         k = self.liquidation_threshold * (1.0 + self.liquidation_bonus)
         return k <= (self.close_factor_full_hf - 1.0 + self.close_factor) / self.close_factor
 

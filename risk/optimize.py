@@ -40,7 +40,7 @@ from scipy.optimize import bisect
 from risk.book import Book, HfLognormal
 from risk.errors import RiskInputError
 from risk.lending import LendingMarket, LossDistribution, simulate_market
-from risk.lending_params import DepthCurve
+from risk.lending_params import DepthCurve, LiquidationStyle
 
 BPS = 10_000
 
@@ -93,7 +93,8 @@ class MarketProblem:
     """Everything the optimiser needs for one market; ratios in basis points, money in USD.
 
     `paths` are relative prices (paths, steps + 1); `lt_bounds` and `ltv_bounds` are the policy's
-    (min, max) in bps; `top_reason` is computed here.
+    (min, max) in bps; `top_reason` is computed here. `style` is the venue's liquidation mechanism
+    (Aave's close factor, or Comet's whole-position absorb).
     """
 
     name: str
@@ -109,6 +110,7 @@ class MarketProblem:
     lt_bounds: tuple[int, int]
     ltv_bounds: tuple[int, int]
     cascade: bool = True
+    style: LiquidationStyle = LiquidationStyle.AAVE
 
     def __post_init__(self) -> None:
         if not 0 < self.bonus_bps < BPS:
@@ -182,7 +184,7 @@ class Evaluator:
         if key not in self._cache:
             p = self.problem
             lt, ltv, bonus = key[0] / BPS, key[1] / BPS, key[2] / BPS
-            market = LendingMarket(p.name, p.price_usd, ltv, lt, bonus, p.protocol_fee, gas_usd=p.gas_usd, depth=p.depth)
+            market = LendingMarket(p.name, p.price_usd, ltv, lt, bonus, p.protocol_fee, gas_usd=p.gas_usd, depth=p.depth, style=p.style)
             book = p.book.build(p.name, p.price_usd, lt, ltv)
             self._cache[key] = simulate_market(book, market, p.paths, cascade=p.cascade)
         return self._cache[key]

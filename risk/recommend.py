@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from risk.errors import PolicyError, RiskInputError
-from risk.lending_params import DepthCurve
+from risk.lending_params import DepthCurve, LiquidationStyle
 from risk.limits import changes_for_market, round_cap_down
 from risk.market import MarketData
 from risk.optimize import (
@@ -37,7 +37,7 @@ from risk.peers import (
     morpho_lif,
     riskdao_collateral_factor,
 )
-from risk.policy import Market, Policy, VenueKind, VolatilityModel
+from risk.policy import Market, Policy, Protocol, VenueKind, VolatilityModel
 from risk.recommend_scenarios import EpochScenarios, build_scenarios, history_span
 from risk.recommendation import (
     LendingAnalysis,
@@ -52,18 +52,25 @@ from risk.snapshot import MarketState, VenueSnapshot
 from risk.uncertainty import bootstrap, fixed_interval, sensitivities
 from risk.vol import EWMA, VolEstimate
 
-__all__ = ["estimate_volatility", "history_span", "recommend"]
+__all__ = ["estimate_volatility", "history_span", "liquidation_style", "recommend"]
 
 # SeedSequence spawn keys under the policy's seed (Monte Carlo and filtered historical draw in
 # risk.recommend_scenarios): one stream per purpose and market, so adding a market changes nothing else.
 _BOOK_KEY, _BOOTSTRAP_KEY = 2, 3
+
+# Comet's absorb takes every liquidatable account whole; the other lending venues are simulated the Aave way.
+_LIQUIDATION_STYLE = {Protocol.COMPOUND_V3: LiquidationStyle.WHOLE_POSITION}
+_SIMULATED_LIQUIDATIONS = {
+    LiquidationStyle.AAVE: "Aave v3 liquidations (close factor 50%, 100% at HF <= 0.95)",
+    LiquidationStyle.WHOLE_POSITION: "whole-position liquidations as Comet's absorb (all of the debt as soon as HF < 1, never part of it)",
+}
 
 CORE_METHOD = (
     "Volatility: {vol}; correlation: Pearson on the same returns (rounded to 1e-9).",
     "Scenarios: {scenarios}; {paths:,} joint paths of {steps} steps of {step}, pooled with equal weight.",
     ("Books: per market, the policy's borrows over generated positions (lognormal health factors and sizes, whales), seeded; "
      "the health-factor distribution is held when parameters move (borrowers re-lever to the health they hold today)."),
-    ("Simulation: Aave v3 liquidations (close factor 50%, 100% at HF <= 0.95), keepers act when bonus covers gas and slippage, "
+    ("Simulation: {liquidations}, keepers act when bonus covers gas and slippage, "
      "sales move the price through the policy's depth curve{cascade}."),
     ("Objective: {objective}; constraints: VaR95 <= {var95} and EVaR99 <= {evar99} of borrows, insolvency probability <= {insolvency}, "
      "bonus x (1 - protocol fee) >= slippage at the stress liquidation size + gas ({gas}) + margin ({margin}), "
@@ -248,12 +255,18 @@ def _core_method(policy: Policy, vol: VolEstimate, scenarios: EpochScenarios, st
     text = {
         "vol": vol.model, "scenarios": "; ".join(f"{p.name} ({p.paths:,} paths)" for p in scenarios.parts),
         "paths": scenarios.paths, "steps": scenarios.steps, "step": f"{step_seconds // 60} min",
-        "cascade": "" if opt.cascade else " (cascade off)", "objective": ra.objective.value, "var95": ra.var95_max,
+        "cascade": "" if opt.cascade else " (cascade off)", "liquidations": _SIMULATED_LIQUIDATIONS[liquidation_style(policy)],
+        "objective": ra.objective.value, "var95": ra.var95_max,
         "evar99": ra.evar99_max, "insolvency": ra.insolvency_probability_max, "gas": opt.gas,
         "margin": ra.min_incentive_over_slippage, "buffer": opt.ltv_buffer, "below": opt.below_feasible, "step_lt": opt.lt_step,
         "resamples": opt.bootstrap_resamples, "level": opt.confidence, "h": opt.sensitivity_step,
     }
     return tuple(line.format(**text) for line in CORE_METHOD)
+
+
+def liquidation_style(policy: Policy) -> LiquidationStyle:
+    """How the simulator liquidates this venue's positions: whole for Compound v3 (absorb), Aave's close factor otherwise."""
+    return _LIQUIDATION_STYLE.get(policy.venue.protocol, LiquidationStyle.AAVE)
 
 
 def _bps(ratio: object, rounding: str) -> int:
@@ -282,6 +295,7 @@ def _problem(policy: Policy, market: Market, state: MarketState, paths: np.ndarr
         bonus_bps=incentive.bonus_bps, ltv_buffer_bps=_bps(core.optimiser.ltv_buffer, "up"),
         lt_bounds=(_bps(bounds.liquidation_threshold.min, "up"), _bps(bounds.liquidation_threshold.max, "down")),
         ltv_bounds=(_bps(bounds.ltv.min, "up"), _bps(bounds.ltv.max, "down")), cascade=core.optimiser.cascade,
+        style=liquidation_style(policy),
     )
     return problem, incentive
 

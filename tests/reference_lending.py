@@ -6,7 +6,9 @@ Written for clarity, not speed; `risk.lending_engine` must agree with it. The mo
    depth curve's factors for the USD sold by keepers at every earlier step (with ``cascade``).
 2. Every open position with health factor ``c·price·LT/d < 1`` gets at most one liquidation call:
    the whole debt if HF <= close_factor_full_hf and that is profitable for the keeper, otherwise the
-   close-factor share if that is profitable, otherwise none this step.
+   close-factor share if that is profitable, otherwise none this step. A whole-position market
+   (`LiquidationStyle.WHOLE_POSITION`, Comet's absorb) has no close-factor share: the whole debt if
+   that is profitable, otherwise none this step.
 3. Seized collateral = repaid·(1+bonus)/price. If the position does not hold that much, all of it is
    seized, the repayment shrinks to collateral·price/(1+bonus) and the debt left behind (now without
    collateral) is written off: Aave's deficit. Of it, ``max(debt - collateral·price, 0)`` (taken just
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from risk.lending_params import LendingMarket
+from risk.lending_params import LendingMarket, LiquidationStyle
 
 FIELDS = (
     "repaid_usd",
@@ -48,6 +50,7 @@ def reference_ledger(
     """Per-path totals (the fields of `risk.lending_engine.Ledger`) by brute force."""
     lt = market.liquidation_threshold
     bonus = market.liquidation_bonus
+    whole = market.style is LiquidationStyle.WHOLE_POSITION
     out = {name: np.zeros(paths.shape[0]) for name in FIELDS}
     for j in range(paths.shape[0]):
         c = [float(x) for x in collateral]
@@ -64,9 +67,9 @@ def reference_ledger(
                 hf = c[i] * price * lt / d[i]
                 if not hf < 1.0:
                     continue
-                if hf <= market.close_factor_full_hf and market.is_profitable(d[i]):
+                if (whole or hf <= market.close_factor_full_hf) and market.is_profitable(d[i]):
                     share = 1.0
-                elif market.is_profitable(market.close_factor * d[i]):
+                elif not whole and market.is_profitable(market.close_factor * d[i]):
                     share = market.close_factor
                 else:
                     continue

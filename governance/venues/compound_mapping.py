@@ -53,10 +53,14 @@ COMPOUND_METHOD = (
     ("Compound v3 (Comet) mapping: the core's LTV is the borrow collateral factor, its liquidation threshold the liquidate "
      "collateral factor, its liquidation bonus the liquidation penalty 1 - liquidation factor, the protocol's share of the bonus "
      "1 - the storefront price factor ({storefront}), the supply cap the supply cap (whole tokens)."),
-    ("Approximation: Comet absorbs a whole position at once (the protocol takes all its collateral, credits it at value x "
-     "liquidation factor, and sells it at the storefront discount); the simulator liquidates as Aave does (close factor 50%, "
-     "100% at HF <= 0.95, keepers paid the bonus on the debt repaid). Its close factor is fixed inside the risk core and must be "
-     "below 100%, so it could not be set to Comet's whole-position absorb."),
+    ("Modelled as Comet does it: absorb takes a whole position as soon as it is liquidatable, so the simulator repays all of "
+     "a position's debt once its HF at the liquidate collateral factor is below 1, with no close factor and no partial call; "
+     "it happens when the buyer's share of the penalty covers gas and slippage, else the position stays open."),
+    ("Still approximated: absorb takes all the collateral, credits the borrower its value x liquidation factor and the "
+     "protocol sells it through buyCollateral at the storefront discount; the simulator seizes debt x (1 + penalty) of "
+     "collateral, returns the rest to the borrower and pays the buyer the storefront factor's share ({storefront}) of the "
+     "penalty as it sells into the depth curve. Bad debt is the collateral's shortfall against the debt at that step's price; "
+     "on Comet the reserves bear whatever the storefront sale does not raise back, which the simulator does not track."),
     "Comet has no per-asset borrow cap: the core's borrow cap is not proposed.",
     ("Comet's rules are checked on the values it will hold after the upgrade: borrow CF < liquidate CF (before and after "
      "truncation to 4 decimals), liquidate CF <= 100%; Aave's LT x (1 + bonus) <= 100% is kept as an extra, conservative limit."),

@@ -17,7 +17,8 @@ import pytest
 
 from governance import jsonio
 from governance.pipeline import _data_options, _renamed, gather_inputs
-from risk.data import load_prices_file, load_series
+from risk.data import load_series
+from risk.data_files import load_prices_file
 from risk.market import MarketData, align
 from risk.parallel import serial_map
 from risk.peers import LLTV_GRID, morpho_lif

@@ -32,7 +32,9 @@ from typer.testing import CliRunner
 from governance import cli
 from governance.cli_backtest import register, run_backtest, window_table
 from risk.book import Book, HfLognormal
-from risk.data import DataOptions, load_prices_file, load_series
+from risk.data import load_series
+from risk.data_files import load_prices_file
+from risk.data_problems import DataOptions
 from risk.lending import DepthCurve, LendingMarket, run_ledger, simulate_market
 from risk.market import align
 

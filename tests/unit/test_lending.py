@@ -25,9 +25,11 @@ from risk.lending import (
 )
 from risk.lending_cohorts import CohortArena
 from risk.lending_engine import run_market
+from risk.lending_params import LiquidationStyle
 from risk.units import Ratio, Usd
 
 ETH = LendingMarket("ETH", price_usd=100.0, ltv=0.75, liquidation_threshold=0.8, liquidation_bonus=0.05, protocol_fee=0.1)
+COMET_ETH = dataclasses.replace(ETH, style=LiquidationStyle.WHOLE_POSITION)
 
 
 def one_position(collateral: float = 1.0, debt: float = 79.0, market: str = "ETH") -> Book:
@@ -63,6 +65,7 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, LendingMarket, np.nd
         close_factor_full_hf=draw(st.sampled_from([0.95, 0.95, 0.9])),
         gas_usd=draw(st.sampled_from([0.0, 0.0, 1.0, 20.0, 200.0])),
         depth=depth,
+        style=draw(st.sampled_from(list(LiquidationStyle))),
     )
     debt = np.exp(rng.normal(7.0, 2.0, n))
     hf = np.exp(rng.normal(0.15, draw(st.sampled_from([0.05, 0.2, 0.4])), n))
@@ -99,14 +102,16 @@ def test_engine_equals_reference_with_cascade(case: tuple, segment_slots: int) -
     assert_ledgers_equal(*case, cascade=True, segment_slots=segment_slots)
 
 
-def test_engine_equals_reference_on_a_larger_book_with_whales_gas_and_cascade() -> None:
+@pytest.mark.parametrize("style", list(LiquidationStyle))
+def test_engine_equals_reference_on_a_larger_book_with_whales_gas_and_cascade(style: LiquidationStyle) -> None:
     rng = np.random.default_rng(11)
     book = Book.generate(rng, 300, 5e7, market="X", price_usd=2000.0, liquidation_threshold=0.83, ltv=0.8,
                          whales=3, whale_share=0.3)
-    market = LendingMarket("X", 2000.0, 0.8, 0.83, 0.05, 0.1, gas_usd=30.0, depth=DepthCurve(5e6, 0.02))
+    market = LendingMarket("X", 2000.0, 0.8, 0.83, 0.05, 0.1, gas_usd=30.0, depth=DepthCurve(5e6, 0.02), style=style)
     paths = gbm_jump_paths(rng, 40, 48, sigma=0.02)
     got = run_ledger(book, market, paths, cascade=True)
-    assert got.liquidations.sum() > 1000 and got.written_off_usd.max() > 0  # the case exercises the rules
+    # the case exercises the rules (whole positions: one call per position at most, a few hundred on 40 paths)
+    assert got.liquidations.sum() > (1000 if style is LiquidationStyle.AAVE else 300) and got.written_off_usd.max() > 0
     assert_ledgers_equal(np.array(book.collateral), np.array(book.debt_usd), market, paths, cascade=True, segment_slots=2)
 
 
@@ -197,6 +202,33 @@ def test_when_slippage_makes_the_full_call_unprofitable_the_keeper_repays_the_cl
     assert led.repaid_usd[0] == pytest.approx(39.5) and led.open_debt_usd[0] == pytest.approx(39.5)
 
 
+def test_whole_position_market_repays_everything_as_soon_as_hf_is_below_1() -> None:
+    led = ledger(one_position(), COMET_ETH, [1.0, 0.98])  # HF 0.9924: Aave would repay half (test above)
+    assert led.repaid_usd[0] == pytest.approx(79.0) and led.liquidations[0] == 1
+    assert led.seized_tokens[0] == pytest.approx(79 * 1.05 / 98)
+    assert led.returned_tokens[0] == pytest.approx(1 - 79 * 1.05 / 98)
+    assert led.open_debt_usd[0] == 0 and led.open_collateral_tokens[0] == 0 and led.bad_debt_usd[0] == 0
+
+
+def test_whole_position_market_leaves_a_healthy_position_alone() -> None:
+    led = ledger(one_position(debt=78.0), COMET_ETH, [1.0, 0.98])  # HF 1.005
+    assert led.liquidations[0] == 0 and led.open_debt_usd[0] == 78.0
+
+
+def test_whole_position_market_has_no_partial_fallback_when_the_full_call_does_not_pay() -> None:
+    market = dataclasses.replace(COMET_ETH, depth=DepthCurve(usd=14.0, move=0.02))
+    assert not market.is_profitable(79.0) and market.is_profitable(39.5)  # Aave's keeper would repay half
+    led = ledger(one_position(), market, [1.0, 0.9, 0.7])
+    assert led.liquidations[0] == 0 and led.repaid_usd[0] == 0
+    assert led.bad_debt_usd[0] == pytest.approx(79 - 70)  # open and underwater at the end
+
+
+def test_whole_position_market_books_collateral_shortfall_like_aave() -> None:
+    led = ledger(one_position(), COMET_ETH, [1.0, 0.7])  # $70 of collateral against $79
+    assert led.bad_debt_usd[0] == pytest.approx(9.0)
+    assert led.deficit_usd[0] == pytest.approx(79 - 70 / 1.05)
+
+
 def test_a_position_too_large_for_the_depth_is_never_liquidated() -> None:
     market = dataclasses.replace(ETH, depth=DepthCurve(usd=1.0, move=0.02))
     led = ledger(one_position(), market, [1.0, 0.9, 0.7])
@@ -256,6 +288,13 @@ def test_when_a_partial_call_cannot_restore_health_a_safer_position_can_lose_mor
     assert riskier.bad_debt_usd[0] == pytest.approx(1000 * (1 - 1.04 * 0.955 / 1.05 / 0.95))
     assert safer.bad_debt_usd[0] == pytest.approx(500 * (1 - (2 * 0.955 - 0.9595) * 0.8 / 0.95))
     assert safer.bad_debt_usd[0] > 20 * riskier.bad_debt_usd[0]
+    # whole positions (Comet) have no partial call to leave a position thinner: the safer one loses nothing
+    whole = dataclasses.replace(market, style=LiquidationStyle.WHOLE_POSITION)
+    assert whole.partial_liquidation_restores_health
+    riskier, safer = (ledger(one_position(1000 * hf / 95, 1000.0), whole, path) for hf in (1.04, 1.05))
+    assert riskier.liquidations[0] == 1 == safer.liquidations[0]
+    assert riskier.bad_debt_usd[0] == pytest.approx(1000 * (1 - 1.04 * 0.955 / 1.05 / 0.95))
+    assert safer.bad_debt_usd[0] == 0 and safer.deficit_usd[0] > 0  # collateral covers the debt, not the 1% penalty
 
 
 # -- depth curve and keeper -----------------------------------------------------------------------
@@ -290,6 +329,11 @@ def test_market_from_units_matches_the_float_constructor() -> None:
         depth=DepthCurve.from_units(Usd.parse("$20M"), Ratio.parse("2%")),
     )
     assert built == dataclasses.replace(ETH, depth=DepthCurve(2e7, 0.02))
+    whole = LendingMarket.from_units("ETH", price=Usd.parse("$100"), ltv=Ratio.parse("75%"), liquidation_threshold=Ratio.parse("80%"),
+                                     liquidation_bonus=Ratio.parse("5%"), protocol_fee=Ratio.parse("10%"),
+                                     style=LiquidationStyle.WHOLE_POSITION)
+    assert whole == COMET_ETH and whole.full_call_hf == 1.0 and not whole.partial_calls
+    assert ETH.full_call_hf == 0.95 and ETH.partial_calls
 
 
 # -- loss distribution figures ----------------------------------------------------------------------
@@ -348,6 +392,7 @@ def test_simulate_venue_sums_markets_per_path() -> None:
         ({"price_usd": math.nan}, "price_usd is nan"),
         ({"protocol_fee": 1.5}, "protocol_fee"),
         ({"close_factor": 1.0}, "close_factor"),
+        ({"style": "whole-position"}, "style must be a LiquidationStyle"),
         ({"gas_usd": -1.0}, "gas_usd"),
     ],
 )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from risk.errors import RiskInputError
-from risk.lending_params import DepthCurve
+from risk.lending_params import DepthCurve, LiquidationStyle
 from risk.optimize import (
     BookModel,
     Evaluator,
@@ -192,6 +192,21 @@ def test_simulations_use_common_random_numbers(simulated) -> None:
     c = problem.book.build("ETH", 2000.0, 0.7, 0.675)
     assert np.array_equal(a.debt_usd, c.debt_usd) and not np.array_equal(a.collateral, c.collateral)
     assert best.evaluator.simulations == len(best.evaluator._cache)
+
+
+def test_the_problems_liquidation_style_reaches_the_simulated_market(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comet venues simulate whole positions: same book and paths, all of a liquidatable debt repaid at once."""
+    import risk.optimize
+
+    seen: list[LiquidationStyle] = []
+    real = risk.optimize.simulate_market
+    monkeypatch.setattr(risk.optimize, "simulate_market", lambda book, market, paths, **kw: (seen.append(market.style), real(book, market, paths, **kw))[1])
+    aave = Evaluator(_problem()).loss(8300, 8050, 500)
+    whole = Evaluator(_problem(style=LiquidationStyle.WHOLE_POSITION)).loss(8300, 8050, 500)
+    assert seen == [LiquidationStyle.AAVE, LiquidationStyle.WHOLE_POSITION]
+    assert _problem().style is LiquidationStyle.AAVE  # the default: every venue but Compound v3
+    assert not np.array_equal(aave.repaid_usd, whole.repaid_usd)  # whole positions repay more per liquidation
+    assert float(whole.repaid_usd.sum()) > float(aave.repaid_usd.sum())
 
 
 # --- the change-limit stage with the optimiser's targets (risk.limits, generalised) ---------------------

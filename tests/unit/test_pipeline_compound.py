@@ -132,8 +132,11 @@ def test_the_report_states_the_mapping_and_shows_comet_values(built: tuple[Path,
     assert md.index("## Compound v3 (Comet)") < md.index("## Proposed changes")
     method = md[md.index("## Method and assumptions"):]
     for phrase in ("borrow collateral factor", "liquidate collateral factor", "1 - liquidation factor",
-                   "absorbs a whole position", "no per-asset borrow cap", "not published on npm"):
+                   "Simulation: whole-position liquidations as Comet's absorb (all of the debt as soon as HF < 1",
+                   "absorb takes a whole position as soon as it is liquidatable", "Still approximated", "storefront discount",
+                   "no per-asset borrow cap", "not published on npm"):
         assert phrase in method, phrase
+    assert "close factor 50%" not in method  # the Aave simulation is not what was run
     assert "| WETH | liquidation factor | 95% |" in md
     assert "Borrow cap" not in md
     assert 'id="compound"' in files["report.html"].decode()
@@ -237,6 +240,14 @@ def test_the_example_policy_loads_and_names_its_comet_contracts() -> None:
     policy = load_policy(EXAMPLE).policy
     assert policy.venue.protocol.value == "compound-v3" and policy.compound is not None
     assert policy.compound.proxy_admin == "0x1EC63B5883C3481134FD50D5DAebc83Ecd2E8779"
+
+
+def test_the_lending_core_simulates_comet_venues_with_whole_positions_and_aave_venues_with_its_close_factor() -> None:
+    from risk.lending_params import LiquidationStyle
+    from risk.recommend import liquidation_style
+
+    assert liquidation_style(load_policy(EXAMPLE).policy) is LiquidationStyle.WHOLE_POSITION
+    assert liquidation_style(load_policy(REPO / "policies" / "aave-v3-ethereum.yaml").policy) is LiquidationStyle.AAVE
 
 
 def test_a_policy_without_its_compound_section_is_refused(tmp_path: Path) -> None:
