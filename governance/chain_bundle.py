@@ -27,7 +27,7 @@ from governance.bundle import ATTACHMENT, MANIFEST, SIMULATION, BundleError, rea
 from governance.calls import decode_call
 from governance.chain_bundle_venues import AAVE, KIND_TEXT, bundle_kind, check_venue_calls
 from governance.governor import GOVERNOR_JSON, GovernorError, proposal_from_json
-from governance.pipeline import INPUT_POLICY
+from governance.pinned import INPUT_POLICY
 from governance.safe import SafeTx, flag_unusual, inner_calls, safe_tx_for_calls, safe_tx_from_json
 from governance.safe_tx import SafeTxError
 from governance.venues.aave_steward import StewardCallError, values_set

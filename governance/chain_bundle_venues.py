@@ -27,8 +27,9 @@ from eth_utils import to_checksum_address
 
 from governance.bundle import BundleError
 from governance.calls import Call, FunctionAbi, decode_call
+from governance.pinned import INPUT_PRICES
 from governance.pipeline_compound import INPUT_COMET, is_compound
-from governance.pipeline_derivatives import BREAKERS_FILE, INPUT_BREAKERS, INPUT_PRICES, is_derivative, measure_breakers
+from governance.pipeline_derivatives import BREAKERS_FILE, INPUT_BREAKERS, is_derivative, measure_breakers
 from governance.safe import SafeTx, flag_unusual, inner_calls
 from governance.safe_tx import SafeTxError
 from governance.signer_packet import allowed_targets

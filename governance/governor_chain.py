@@ -42,7 +42,7 @@ from governance.governor import (
     proposal_from_json,
     timelock_salt,
 )
-from governance.pipeline import INPUT_POLICY
+from governance.pinned import INPUT_POLICY
 from governance.safe import safe_tx_for_calls
 from governance.signing import RECEIPT_TIMEOUT_S, address_of
 from governance.venues.aave_v3_read import explain_revert

@@ -8,7 +8,6 @@ bundle from its own `inputs/` folder and compare it byte for byte.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from governance import jsonio
-from governance.bundle import MANIFEST, BundleError, sha256
+from governance.bundle import MANIFEST, sha256
 from governance.calls import Call, decode_call
 from governance.governor import governor_files
+from governance.pinned import INPUT_HISTORY, INPUT_POLICY, INPUT_PRICES, Source, read_pinned
 from governance.price_files import PriceFiles
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
@@ -42,7 +42,7 @@ from risk.errors import DataError, StewardError
 from risk.market import MarketData, align
 from risk.parallel import TaskMap, serial_map
 from risk.policy import FilePriceSource, Policy, Protocol, SyntheticPriceSource, VenueKind
-from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
+from risk.policy_load import LoadedPolicy, load_policy
 from risk.recommend import recommend
 from risk.recommend_scenarios import history_span
 from risk.recommendation import Recommendation
@@ -58,21 +58,7 @@ from risk.snapshot import (
 DEMO_DIR = Path(__file__).resolve().parents[1] / "risk" / "demo"
 DEMO_POLICY = DEMO_DIR / "policy.yaml"
 DEMO_SNAPSHOT = DEMO_DIR / "snapshot.json"
-INPUT_POLICY = "inputs/policy.yaml"
-INPUT_PRICES = "inputs/prices.csv"
 INPUT_SNAPSHOT = "inputs/snapshot.json"
-INPUT_HISTORY = "inputs/history.csv"
-
-
-@dataclass(frozen=True)
-class Source:
-    """A file the inputs were taken from: its name relative to the data folder and its hash."""
-
-    name: str
-    sha256: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)
@@ -279,21 +265,11 @@ def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
 
     if is_compound_bundle(files):
         return compound_inputs_from_bundle(files, bundle)  # type: ignore[return-value]
-    for rel in (INPUT_POLICY, INPUT_PRICES, INPUT_SNAPSHOT, MANIFEST):
-        if rel not in files:
-            raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
-    policy, problems = check_policy_text(files[INPUT_POLICY], f"{bundle}/{INPUT_POLICY}")
-    if policy is None:
-        raise BundleError(f"{bundle}/{INPUT_POLICY} no longer validates: {problems[0]}", "the pinned policy was modified")
-    manifest = json.loads(files[MANIFEST])
+    common = read_pinned(files, bundle, INPUT_SNAPSHOT)
     return EpochInputs(
-        policy=LoadedPolicy(policy=policy, path=bundle / INPUT_POLICY, text=files[INPUT_POLICY]),
-        market=MarketData.from_csv_bytes(files[INPUT_PRICES], INPUT_PRICES),
+        policy=common.policy, market=common.market,
         snapshot=parse_snapshot_json(files[INPUT_SNAPSHOT], INPUT_SNAPSHOT),
-        seed=int(manifest["seed"]),
-        epoch=str(manifest["epoch"]),
-        sources=tuple(Source(s["name"], s["sha256"]) for s in manifest.get("sources", [])),
-        repairs=tuple(manifest.get("repairs", [])),
+        seed=common.seed, epoch=common.epoch, sources=common.sources, repairs=common.repairs,
         history=MarketData.from_csv_bytes(files[INPUT_HISTORY], INPUT_HISTORY) if INPUT_HISTORY in files else None,
     )
 

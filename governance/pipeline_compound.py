@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
@@ -36,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from governance import jsonio
-from governance.bundle import MANIFEST, BundleError, sha256
+from governance.bundle import MANIFEST, sha256
 from governance.calls import Call
+from governance.pinned import INPUT_HISTORY, INPUT_POLICY, INPUT_PRICES, Source, pinned_policy, read_pinned
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
 from governance.safe import build_tx_builder_batch, decode_tx_builder_batch, safe_tx_for_calls, safe_tx_json
@@ -52,18 +52,14 @@ from risk.market import MarketData, align
 from risk.parallel import TaskMap, serial_map
 from risk.policy import Policy, Protocol, SyntheticPriceSource, VenueKind
 from risk.policy_compound import compound_section
-from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
+from risk.policy_load import LoadedPolicy, load_policy
 from risk.recommend import recommend
 from risk.recommend_scenarios import history_span
 
 if TYPE_CHECKING:
-    from governance.pipeline import Source
     from governance.price_files import PriceFiles
 
 DEMO_COMET = Path(__file__).resolve().parents[1] / "risk" / "demo" / "comet_snapshot.json"
-INPUT_POLICY = "inputs/policy.yaml"
-INPUT_PRICES = "inputs/prices.csv"
-INPUT_HISTORY = "inputs/history.csv"
 INPUT_COMET = "inputs/comet.json"
 
 def is_compound(policy: Policy) -> bool:
@@ -73,10 +69,7 @@ def is_compound(policy: Policy) -> bool:
 
 def is_compound_bundle(files: dict[str, bytes]) -> bool:
     """Whether a bundle's pinned policy is a Compound v3 venue (False when it cannot tell: the lending path reports why)."""
-    text = files.get(INPUT_POLICY)
-    if text is None:
-        return False
-    policy, _ = check_policy_text(text, INPUT_POLICY)
+    policy = pinned_policy(files)
     return policy is not None and is_compound(policy)
 
 
@@ -199,21 +192,10 @@ def gather_compound_inputs(
 
 def compound_inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> CompoundInputs:
     """The inputs pinned in a Compound v3 bundle, as `build_compound_files` needs them to rebuild it."""
-    from governance.pipeline import Source
-
-    for rel in (INPUT_POLICY, INPUT_PRICES, INPUT_COMET, MANIFEST):
-        if rel not in files:
-            raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
-    policy, problems = check_policy_text(files[INPUT_POLICY], f"{bundle}/{INPUT_POLICY}")
-    if policy is None:
-        raise BundleError(f"{bundle}/{INPUT_POLICY} no longer validates: {problems[0]}", "the pinned policy was modified")
-    manifest = json.loads(files[MANIFEST])
+    common = read_pinned(files, bundle, INPUT_COMET)
     return CompoundInputs(
-        policy=LoadedPolicy(policy=policy, path=bundle / INPUT_POLICY, text=files[INPUT_POLICY]),
-        market=MarketData.from_csv_bytes(files[INPUT_PRICES], INPUT_PRICES),
-        comet=parse_comet_snapshot_json(files[INPUT_COMET], INPUT_COMET),
-        seed=int(manifest["seed"]), epoch=str(manifest["epoch"]),
-        sources=tuple(Source(s["name"], s["sha256"]) for s in manifest.get("sources", [])), repairs=tuple(manifest.get("repairs", [])),
+        policy=common.policy, market=common.market, comet=parse_comet_snapshot_json(files[INPUT_COMET], INPUT_COMET),
+        seed=common.seed, epoch=common.epoch, sources=common.sources, repairs=common.repairs,
         history=MarketData.from_csv_bytes(files[INPUT_HISTORY], INPUT_HISTORY) if INPUT_HISTORY in files else None,
     )
 

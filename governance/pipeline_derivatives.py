@@ -18,16 +18,16 @@ would make the two modules import each other.
 from __future__ import annotations
 
 import dataclasses
-import json
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from governance import jsonio
 from governance.bundle import MANIFEST, BundleError, sha256
 from governance.calls import Call
+from governance.pinned import INPUT_POLICY, INPUT_PRICES, Source, pinned_policy, read_pinned
 from governance.report_derivatives import render_derivative_markdown, report_context
 from governance.report_derivatives_charts import derivative_charts
 from governance.report_derivatives_html import render_derivative_html
@@ -48,14 +48,9 @@ from risk.errors import DataError, PolicyError, StewardError
 from risk.market import MarketData, align
 from risk.policy import Policy, VenueKind
 from risk.policy_derivatives import OptionBookSpec, OptionLeg, OptionMarket, PerpMarket, derivative_section
-from risk.policy_load import LoadedPolicy, check_policy_text, load_policy
+from risk.policy_load import LoadedPolicy, load_policy
 from risk.recommend_derivatives import recommend_derivatives
 
-if TYPE_CHECKING:
-    from governance.pipeline import Source
-
-INPUT_POLICY = "inputs/policy.yaml"
-INPUT_PRICES = "inputs/prices.csv"
 INPUT_BREAKERS = "inputs/breakers.yaml"
 BREAKERS_FILE = "breakers.json"
 
@@ -75,10 +70,7 @@ def is_derivative(policy: Policy) -> bool:
 
 def is_derivative_bundle(files: dict[str, bytes]) -> bool:
     """Whether a bundle's pinned policy is a perps or options venue (False when it cannot tell: the lending path reports why)."""
-    text = files.get(INPUT_POLICY)
-    if text is None:
-        return False
-    policy, _ = check_policy_text(text, INPUT_POLICY)
+    policy = pinned_policy(files)
     return policy is not None and is_derivative(policy)
 
 
@@ -130,7 +122,7 @@ def _prices(policy: Policy, data_dir: Path) -> tuple[MarketData, dict[str, bytes
 
 def gather_derivative_inputs(policy_path: Path, *, data_dir: Path | None = None, seed: int | None = None, epoch: str | None = None) -> DerivativeInputs:
     """Read a perps or options policy and everything it names, and pin it (prices in canonical form)."""
-    from governance.pipeline import Source, _window, default_data_dir, epoch_label
+    from governance.pipeline import _window, default_data_dir, epoch_label
 
     loaded = load_policy(policy_path)
     policy = loaded.policy
@@ -171,21 +163,11 @@ def gather_derivative_inputs(policy_path: Path, *, data_dir: Path | None = None,
 
 def derivative_inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> DerivativeInputs:
     """The inputs pinned in a derivative bundle, as `build_derivative_files` needs them to rebuild it."""
-    from governance.pipeline import Source
-
-    for rel in (INPUT_POLICY, INPUT_PRICES, MANIFEST):
-        if rel not in files:
-            raise BundleError(f"{bundle}/{rel} is missing", "a bundle cannot be rebuilt without its inputs")
-    policy, problems = check_policy_text(files[INPUT_POLICY], f"{bundle}/{INPUT_POLICY}")
-    if policy is None:
-        raise BundleError(f"{bundle}/{INPUT_POLICY} no longer validates: {problems[0]}", "the pinned policy was modified")
-    manifest = json.loads(files[MANIFEST])
+    common = read_pinned(files, bundle)
     pinned = tuple(sorted((rel, data) for rel, data in files.items() if rel.startswith("inputs/") and rel not in (INPUT_POLICY, INPUT_PRICES)))
     return DerivativeInputs(
-        policy=LoadedPolicy(policy=policy, path=bundle / INPUT_POLICY, text=files[INPUT_POLICY]),
-        market=MarketData.from_csv_bytes(files[INPUT_PRICES], INPUT_PRICES), pinned=pinned,
-        seed=int(manifest["seed"]), epoch=str(manifest["epoch"]),
-        sources=tuple(Source(s["name"], s["sha256"]) for s in manifest.get("sources", [])), repairs=tuple(manifest.get("repairs", [])),
+        policy=common.policy, market=common.market, pinned=pinned, seed=common.seed, epoch=common.epoch,
+        sources=common.sources, repairs=common.repairs,
     )
 
 
