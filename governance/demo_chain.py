@@ -134,7 +134,7 @@ def run_demo_chain(out_dir: Path, *, state_dir: Path | None = None, keep: bool =
         sim = simulate(epoch.bundle, devnet.rpc_url)
         require_ok(sim)
         say(f"4/8 simulate: {len(sim.changed)} parameters moved exactly as recommended, nothing else changed "
-            f"(gas {sim.gas_used}); state reverted; wrote simulation.json")
+            f"(gas {sim.gas_used}); state reverted; wrote simulation.json and signer-packet.md (before → after, read on chain)")
         for i, key in enumerate(devnet.owner_keys[:2]):
             signed = sign_bundle(epoch.bundle, bytes.fromhex(key[2:]), rpc_url=devnet.rpc_url)
             say(f"{'5/8 sign:' if i == 0 else '         '} owner {signed.signer} signed {signed.safe_tx_hash}")
