@@ -1,4 +1,4 @@
-"""Charts of the derivative report: margin-coverage backtests and circuit-breaker replays.
+"""Charts of the derivative report: margin-coverage backtests, hedging backtests and circuit-breaker replays.
 
 Same house style and the same determinism as the lending charts (`governance.charts`: ink that follows
 the page colour, a fixed ``svg.hashsalt`` per chart, no metadata, text kept as text, memoised per
@@ -87,6 +87,12 @@ def _tick(unit: str) -> FuncFormatter:
     return FuncFormatter(lambda x, _pos=None: f"{x:g}")
 
 
+def _signed_usd_tick(x: float, _pos: object = None) -> str:
+    """USD ticks that may be negative: -$1.2M, $350k, $0."""
+    sign = "-" if x < 0 else ""
+    return f"{sign}${compact_tick(abs(x))}"
+
+
 def _compact(svg: str) -> str:
     return _PATH_DATA.sub(lambda m: _LONG_DECIMAL.sub(lambda d: d.group(1), m.group(0)), svg)
 
@@ -127,6 +133,52 @@ def margin_backtest(salt: str, panels: Sequence[BacktestPanel], *, title: str) -
         fig.subplots_adjust(left=1.0 / _WIDTH_IN, right=1 - 0.15 / _WIDTH_IN, top=1 - 0.7 / h, bottom=0.6 / h, hspace=gap / axes_h)
 
     return _compact(_render(salt, title, 1.3 + 2.2 * len(checked) + 1.3 * (len(checked) - 1), draw))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HedgePanel:
+    """A hedging backtest at each horizon's end, cumulated from the first horizon's start (all USD).
+
+    ``times`` has one entry per horizon boundary (unix seconds UTC, the first is the start, so one more
+    than the horizons); ``unhedged`` and ``hedged`` (net of costs) are the vault's cumulative P&L there,
+    ``cost`` the cumulative fees and slippage the hedge paid. ``hedge`` names the hedge, e.g. "100% hedged, 5% band".
+    """
+
+    times: np.ndarray
+    unhedged: np.ndarray
+    hedged: np.ndarray
+    cost: np.ndarray
+    hedge: str
+
+
+@_memoised
+def hedge_backtest(salt: str, panel: HedgePanel, *, title: str) -> str:
+    """The vault's cumulative P&L unhedged and hedged with the recommended band, and what the hedge cost."""
+    t = np.asarray(panel.times, dtype=np.int64)
+    if len(t) < 2 or np.any(np.diff(t) <= 0):
+        raise ChartError(f"chart {salt}: {len(t)} horizon boundaries, not increasing", "pass the start and each horizon's end")
+    unhedged, hedged, cost = (_finite(f"{salt} {n}", a, len(t)) for n, a in (("unhedged", panel.unhedged), ("hedged", panel.hedged), ("cost", panel.cost)))
+    dates = _dates(t)
+
+    def draw(fig: Figure) -> None:
+        pnl_ax, cost_ax = fig.subplots(2, 1, sharex=True, height_ratios=(2.0, 1.0))
+        pnl_ax.plot(dates, unhedged, color=PALETTE["current"], linewidth=0.9, label="unhedged vault")
+        pnl_ax.plot(dates, hedged, color=PALETTE["proposed"], linewidth=1.1, label=f"{panel.hedge}, net of costs")
+        pnl_ax.axhline(0.0, color=PALETTE["series"], linewidth=0.4, alpha=0.5)
+        pnl_ax.yaxis.set_major_formatter(FuncFormatter(_signed_usd_tick))
+        pnl_ax.set_ylabel("Cumulative P&L (USD)")
+        pnl_ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=2, fontsize=8, borderaxespad=0)
+        cost_ax.plot(dates, cost, color=PALETTE["series"], linewidth=1.0, label="fees and slippage paid")
+        cost_ax.yaxis.set_major_formatter(FuncFormatter(_signed_usd_tick))
+        cost_ax.set_ylabel("Cumulative cost (USD)", fontsize=8.5)
+        cost_ax.legend(loc="upper left", fontsize=7.5)
+        _date_axis(cost_ax)
+        cost_ax.set_xlabel("Time (UTC)")
+        # Fixed margins (inches), as the other derivative charts.
+        h = fig.get_figheight()
+        fig.subplots_adjust(left=1.05 / _WIDTH_IN, right=1 - 0.15 / _WIDTH_IN, top=1 - 0.45 / h, bottom=0.55 / h, hspace=0.25)
+
+    return _compact(_render(salt, title, 4.8, draw))
 
 
 @_memoised

@@ -1,14 +1,16 @@
 """The derivative report's charts, from the values the bundle is built from: margin-coverage backtests
-(the recommendation's backtest periods) and circuit-breaker replays on each labelled crash window.
+(the recommendation's backtest periods), hedging backtests (the chosen hedge step by step) and
+circuit-breaker replays on each labelled crash window.
 
 `derivative_charts` gathers the data and draws it with `governance.charts_derivatives`. Every chart is
-checked against the figures the report's tables print (exceedances; each rule's first alert in each
-window), so a chart cannot silently show other numbers than the tables next to it.
+checked against the figures the report's tables print (exceedances; the hedge's loss at coverage, loss
+avoided and cost a year; each rule's first alert in each window), so a chart cannot silently show other
+numbers than the tables next to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,15 +18,19 @@ from markupsafe import Markup
 
 from governance import charts_derivatives as draw
 from governance.charts import ChartError
+from governance.report_derivatives import signed_usd
 from risk.breaker_policy import Breakers
 from risk.breakers_calibrate import CalibrationReport, Detection, MarketHistory, RuleCalibration, alert_times, history
 from risk.breakers_feed import MarketStream
 from risk.data_text import iso_utc
+from risk.hedging_backtest import HedgeBacktest
 from risk.market import MarketData
 from risk.policy import Policy
 from risk.recommendation_derivatives import BacktestFigures, DerivativeMarketRecommendation, DerivativeRecommendation
 
 REPLAY_PAD_SECONDS = 2 * 86400  # calm time drawn on each side of a crash window
+# A chart's series must give the table's figures to this relative precision (summation order differs).
+_AGREE_RTOL, _AGREE_ATOL = 1e-9, 1e-12
 _UNITS = {"ratio": "%", "seconds": "h", "usd": "USD"}
 
 
@@ -36,6 +42,20 @@ class BacktestChart:
     title: str
     svg: Markup
     figures: tuple[BacktestFigures, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeChart:
+    """One market's hedging backtest, drawn; ``backtest`` holds the figures the hedging table prints,
+    ``*_usd`` the totals over the backtest the chart ends at (USD, signed text)."""
+
+    symbol: str
+    title: str
+    svg: Markup
+    backtest: HedgeBacktest
+    unhedged_usd: str
+    hedged_usd: str
+    cost_usd: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +76,7 @@ class ReplayChart:
 class DerivativeCharts:
     backtests: dict[str, BacktestChart]
     replays: tuple[ReplayChart, ...]
+    hedges: dict[str, HedgeChart] = field(default_factory=dict)
 
 
 def _hours(seconds: int) -> str:
@@ -89,6 +110,38 @@ def _backtest_chart(m: DerivativeMarketRecommendation, market: MarketData) -> Ba
     title = f"{m.symbol}: realised losses against the margin set before each period, exceedances marked"
     svg = draw.margin_backtest(f"backtest-{m.symbol}", tuple(panels), title=title)
     return BacktestChart(m.symbol, title, Markup(svg), tuple(seen.values()))
+
+
+def _hedge_chart(m: DerivativeMarketRecommendation, market: MarketData) -> HedgeChart | None:
+    """The hedged vault against the unhedged one, refused unless its steps give the hedging table's figures."""
+    if m.hedge is None or m.hedge.backtest.series is None:
+        return None
+    bt, s = m.hedge.backtest, m.hedge.backtest.series
+    steps = len(s.book_pnl)
+    if s.horizon_steps != bt.horizon_steps or steps != bt.windows * s.horizon_steps or not (len(s.hedge_pnl) == len(s.cost) == len(s.notional) == steps):
+        raise ChartError(f"{m.symbol} hedging: the chart's {steps} steps are not the table's {bt.windows} horizons of {s.horizon_steps}",
+                         "report a bug; do not publish")
+    measured = {
+        "unhedged loss at coverage": (float(np.quantile(s.window_losses(s.book_pnl), bt.coverage)), bt.unhedged_loss_at_coverage),
+        "hedged loss at coverage": (float(np.quantile(s.window_losses(s.hedged_pnl), bt.coverage)), bt.chosen.loss_at_coverage),
+        "cost a year": (float((s.cost / s.notional).sum() / bt.years), bt.chosen.cost_per_year),
+    }
+    for what, (drawn, table) in measured.items():
+        if not np.isclose(drawn, table, rtol=_AGREE_RTOL, atol=_AGREE_ATOL):
+            raise ChartError(f"{m.symbol} hedging: the chart's {what} ({drawn!r}) disagrees with the hedging table's ({table!r})",
+                             "report a bug; do not publish")
+    ends = np.arange(0, steps + 1, s.horizon_steps)  # the first horizon's start, then each horizon's end
+
+    def cumulated(per_step: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0.0], np.cumsum(per_step)))[ends]
+
+    unhedged, hedged, cost = cumulated(s.book_pnl), cumulated(s.hedged_pnl), cumulated(s.cost)
+    c = m.hedge.choice
+    hedge = f"{c.hedge_ratio * 100:.0f}% hedged, {c.band * 100:.0f}% band"
+    title = f"{m.symbol}: the vault's cumulative P&L, unhedged and {hedge}, over the backtest"
+    panel = draw.HedgePanel(times=market.times[s.start + ends], unhedged=unhedged, hedged=hedged, cost=cost, hedge=hedge)
+    svg = draw.hedge_backtest(f"hedge-{m.symbol}", panel, title=title)
+    return HedgeChart(m.symbol, title, Markup(svg), bt, signed_usd(float(unhedged[-1])), signed_usd(float(hedged[-1])), signed_usd(float(cost[-1])))
 
 
 def _axis_label(rule: Any) -> str:
@@ -163,6 +216,7 @@ def derivative_charts(
     """Every chart of the derivative report: each market's backtests, and the breaker replayed on each
     crash window inside the pinned prices (when the policy names a breaker policy)."""
     backtests = {m.symbol: c for m in recommendation.markets if (c := _backtest_chart(m, market)) is not None}
+    hedges = {m.symbol: h for m in recommendation.markets if (h := _hedge_chart(m, market)) is not None}
     replays: tuple[ReplayChart, ...] = ()
     if breakers_text is not None and report is not None:
         # Imported here: the pipeline imports this module, and owns how the pinned prices become breaker streams.
@@ -170,4 +224,4 @@ def derivative_charts(
 
         breakers = _breakers(breakers_text, INPUT_BREAKERS)
         replays = _replays(breakers, breaker_streams(breakers, policy, market), report)
-    return DerivativeCharts(backtests, replays)
+    return DerivativeCharts(backtests, replays, hedges)

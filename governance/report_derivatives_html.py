@@ -5,7 +5,7 @@ cannot say different things: one template (``report_derivatives.md.j2``) writes 
 number. Raw HTML in the Markdown is escaped (``html: False``) and links, images and autolinks are off,
 so text from a policy can neither inject markup nor make the page fetch anything. The charts' figures
 (macros of ``templates/_report_derivatives_figures.html.j2``) go into the token stream after the table they belong
-to: each market's backtest table, and the end of the circuit-breaker section. The page shell is the
+to: each market's backtest and hedging tables, and the end of the circuit-breaker section. The page shell is the
 lending report's: inline CSS for light and dark, a Content-Security-Policy that forbids every fetch.
 """
 
@@ -62,6 +62,18 @@ def _find(tokens: list[Token], lo: int, hi: int, match: Callable[[str, str], boo
     return None
 
 
+def _table_end(tokens: list[Token], symbol: str, heading: str) -> int:
+    """Index of the end of the first table under ``#### {heading}`` in market ``symbol``'s section."""
+    market = _find(tokens, 0, len(tokens), lambda tag, text: tag == "h3" and text.startswith(f"{symbol} ("))
+    end = len(tokens) if market is None else _section_end(tokens, market, ("h2", "h3"))
+    sub = None if market is None else _find(tokens, market, end, lambda tag, text: tag == "h4" and text == heading)
+    table = None if sub is None else next((j for j in range(sub, end) if tokens[j].type == "table_close"), None)
+    if table is None:
+        raise ChartError(f"report.md has no {heading.lower()} table for {symbol}",
+                         f"templates/report_derivatives.md.j2 must keep '#### {heading}' and its table per market")
+    return table
+
+
 def _placements(tokens: list[Token], figures: DerivativeCharts, render: dict[str, Callable[..., str]]) -> dict[int, list[str]]:
     """Where each figure goes: token index → HTML inserted before that token."""
     at: dict[int, list[str]] = {}
@@ -72,6 +84,8 @@ def _placements(tokens: list[Token], figures: DerivativeCharts, render: dict[str
         if table is None:
             raise ChartError(f"report.md has no backtest table for {symbol}", "templates/report_derivatives.md.j2 must keep '#### Backtests' per market")
         at.setdefault(table + 1, []).append(render["backtest_figure"](chart))
+    for symbol, hedge in figures.hedges.items():
+        at.setdefault(_table_end(tokens, symbol, "Hedging") + 1, []).append(render["hedge_figure"](hedge))
     if figures.replays:
         section = _find(tokens, 0, len(tokens), lambda tag, text: tag == "h2" and text.startswith("Circuit breakers"))
         if section is None:
@@ -102,7 +116,7 @@ def render_derivative_html(context: dict[str, Any], markdown: bytes, figures: De
     """The HTML report from `report_context(...)`'s dict, the report.md rendered from it, and the drawn charts."""
     env = report_html.environment()
     macros = env.get_template(FIGURES_TEMPLATE).module
-    render = {"backtest_figure": macros.backtest_figure, "replay_figure": macros.replay_figure}  # type: ignore[attr-defined]
+    render = {"backtest_figure": macros.backtest_figure, "hedge_figure": macros.hedge_figure, "replay_figure": macros.replay_figure}  # type: ignore[attr-defined]
     template = env.get_template(HTML_TEMPLATE)
     body = markdown_body(markdown, figures, render)
     return template.render(r=context["r"], body=body, light_bg=charts.LIGHT_BG, dark_bg=charts.DARK_BG).encode("utf-8")

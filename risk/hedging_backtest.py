@@ -22,7 +22,7 @@ with it: Kupiec, Christoffersen and the traffic light, as for margins.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -183,8 +183,38 @@ class CandidateBacktest:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class HedgeSeries:
+    """The chosen candidate step by step over the backtest, for the report's chart (recommendation.json
+    keeps the figures only).
+
+    ``start`` indexes the market's closes: the close at which the first horizon starts; step k runs from
+    close ``start + k`` to ``start + k + 1``, and every ``horizon_steps`` steps make one backtest horizon.
+    All arrays have one entry per step, in USD: ``book_pnl`` (the unhedged vault's P&L), ``hedge_pnl``
+    (the hedge's, before costs), ``cost`` (fees and slippage paid) and ``notional`` (known at the step's start).
+    """
+
+    start: int
+    horizon_steps: int
+    book_pnl: np.ndarray
+    hedge_pnl: np.ndarray
+    cost: np.ndarray
+    notional: np.ndarray
+
+    @property
+    def hedged_pnl(self) -> np.ndarray:
+        """The hedged vault's P&L per step, net of costs (USD)."""
+        return self.book_pnl + self.hedge_pnl - self.cost
+
+    def window_losses(self, pnl: np.ndarray) -> np.ndarray:
+        """Loss per horizon as a fraction of the notional at its start (as the backtest counts it)."""
+        per_window = np.asarray(pnl).reshape(-1, self.horizon_steps).sum(axis=1)
+        return -per_window / self.notional[:: self.horizon_steps]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class HedgeBacktest:
-    """Every candidate on the real history, the unhedged book beside them, and the chosen one in full."""
+    """Every candidate on the real history, the unhedged book beside them, and the chosen one in full
+    (``series``: its steps, for the chart; not part of recommendation.json)."""
 
     coverage: float
     horizon_steps: int
@@ -195,6 +225,7 @@ class HedgeBacktest:
     candidates: tuple[CandidateBacktest, ...]
     chosen: CandidateBacktest
     chosen_backtest: MarginBacktest
+    series: HedgeSeries | None = field(default=None, repr=False)
 
     @property
     def loss_avoided(self) -> float:
@@ -307,6 +338,8 @@ def recommend_hedge(
         coverage=c, horizon_steps=horizon_steps, windows=at.size, years=years,
         unhedged_loss_at_coverage=float(np.quantile(unhedged, c)), unhedged_worst_loss=float(unhedged.max()),
         candidates=tuple(summaries), chosen=summaries[k], chosen_backtest=tests[k],
+        # `price` is closes[1:]: the path's first price is close path.start + 1.
+        series=HedgeSeries(path.start + 1, horizon_steps, path.pnl, hedge_pnl[:, k].copy(), cost[:, k].copy(), path.notional),
     )
     source = IMPLIED_VOL_NOTE if isinstance(vault, OptionTemplate) else f"EWMA, half-life {half_life_steps:g} steps"
     return HedgeResult(choice=choice, backtest=backtest, notional_usd=n_now, delta_usd=float(now.delta_usd),

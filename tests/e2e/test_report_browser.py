@@ -231,7 +231,7 @@ def test_the_page_fits_a_desktop_and_a_phone_without_sideways_scrolling(seen: di
 
 @pytest.fixture(scope="module")
 def derivative_report_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A perps venue's report.html (synthetic data: backtest charts and a breaker replay)."""
+    """A perps venue's report.html (synthetic data: backtest charts, a hedging chart and a breaker replay)."""
     folder = tmp_path_factory.mktemp("derivative-data")
     write_data(folder)
     write_policies(folder)
@@ -253,12 +253,16 @@ def test_the_derivative_report_logs_no_error_fetches_nothing_and_draws_its_chart
     assert derivative_report_url in page.events.requests
     assert [u for u in page.events.requests if not u.startswith(("file://", "data:"))] == []
     charts = page.evaluate(CHARTS_JS)
-    assert sorted(c["figure"] for c in charts) == ["backtest-BTC", "backtest-ETH", "replay-window-a-ETH"]
+    assert sorted(c["figure"] for c in charts) == ["backtest-BTC", "backtest-ETH", "hedge-ETH", "replay-window-a-ETH"]
     background = rgb(page.evaluate("getComputedStyle(document.documentElement).backgroundColor"))
     for c in charts:
         assert c["visible"] and c["width"] >= 600 and c["height"] >= 200, c["figure"]
         assert c["drawnTexts"] == len(c["texts"]) > 10, c["figure"]
         assert contrast(rgb(c["ink"]), background) >= 7, c["figure"]
-        units = {"Period start (UTC)", "Loss (% of notional)"} if c["figure"].startswith("backtest-") else {"Price (USD)", "Time (UTC)", "1h move down (%)"}
+        units = {
+            "backtest": {"Period start (UTC)", "Loss (% of notional)"},
+            "hedge": {"Cumulative P&L (USD)", "Cumulative cost (USD)", "Time (UTC)"},
+            "replay": {"Price (USD)", "Time (UTC)", "1h move down (%)"},
+        }[c["figure"].split("-")[0]]
         assert units <= set(c["texts"]), c["figure"]
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -184,7 +184,10 @@ def test_report_html_charts_the_backtests_and_the_crashes_replayed(which: str, r
     assert not re.search(r"<(script|img|link|iframe)\b", html) and not re.search(r"(src|href)=\"(?!#)", html)
     figures = dict(re.findall(r'<figure class="\w+" id="([^"]+)">(.*?)</figure>', html, re.DOTALL))
     rec = _doc(bundle, "recommendation.json")
-    assert sorted(figures) == sorted([f"backtest-{s}" for s in rec["markets"]] + ["replay-black-thursday-ETH", "replay-may-2021-ETH"])
+    hedged = [s for s, m in rec["markets"].items() if m["hedging"] is not None]
+    assert hedged == ["ETH"]
+    assert sorted(figures) == sorted([f"backtest-{s}" for s in rec["markets"]] + [f"hedge-{s}" for s in hedged]
+                                     + ["replay-black-thursday-ETH", "replay-may-2021-ETH"])
     for symbol, market in rec["markets"].items():
         body = figures[f"backtest-{symbol}"]
         assert body.count("<svg") == 1 and "Period start (UTC)" in body and ("Loss (% of notional)" in body or f"Loss (% of the {symbol} price)" in body)
@@ -197,3 +200,24 @@ def test_report_html_charts_the_backtests_and_the_crashes_replayed(which: str, r
         for (rule, w), e in events.items():
             if w == window:
                 assert f"{rule} (" in body and f"first alert {e['delay_hours']:.1f} h after its start" in body
+
+
+@pytest.mark.parametrize("which", ["perps", "options"])
+def test_report_html_charts_the_hedge_on_the_real_history(which: str, request: pytest.FixtureRequest) -> None:
+    """The hedged ETH vault against the unhedged one over the backtest's years of real hourly prices,
+    after the hedging table, captioned with recommendation.json's loss avoided and cost paid."""
+    bundle: Path = request.getfixturevalue(which)
+    html = (bundle / "report.html").read_text()
+    bt = _doc(bundle, "recommendation.json")["markets"]["ETH"]["hedging"]["backtest"]
+    section = html[html.index("<h3>ETH ("):]
+    hedging_table_end = section.index("</table>", section.index("<h4>Hedging</h4>"))
+    start = section.index('<figure class="hedge" id="hedge-ETH">')
+    assert start > hedging_table_end
+    body = section[start : section.index("</figure>", start)]
+    assert body.count("<svg") == 1 and all(label in body for label in ("Cumulative P&amp;L (USD)", "Cumulative cost (USD)", "Time (UTC)"))
+    # Years of hourly data: the date axis spans them (ticks name at least two years).
+    assert len(set(re.findall(r">(20[12]\d)<", body))) >= 2
+    caption = " ".join(body[body.index("<figcaption>"):].split())
+    assert f"Over {bt['windows']} horizons of {bt['horizon_steps']} steps ({bt['years']:.1f} years)" in caption
+    assert f"loss avoided {bt['loss_avoided_at_coverage'] * 100:.2f}% of notional" in caption
+    assert f"cost paid {bt['chosen_cost_per_year'] * 100:.3f}% of notional a year" in caption

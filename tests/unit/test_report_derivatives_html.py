@@ -94,7 +94,7 @@ def test_it_says_what_report_md_says(perps: dict[str, bytes]) -> None:
 def test_a_chart_per_backtest_and_per_crash_window_with_units_on_every_axis(perps: dict[str, bytes], options: dict[str, bytes]) -> None:
     tree = html_tree(perps["report.html"].decode())
     figures = {f.attrs["id"]: f for f in tree.iter("figure")}
-    assert sorted(figures) == ["backtest-BTC", "backtest-ETH", "replay-window-a-ETH"]
+    assert sorted(figures) == ["backtest-BTC", "backtest-ETH", "hedge-ETH", "replay-window-a-ETH"]
     for symbol in ("ETH", "BTC"):
         (svg,) = figures[f"backtest-{symbol}"].iter("svg")
         texts = svg_texts(svg)
@@ -104,7 +104,7 @@ def test_a_chart_per_backtest_and_per_crash_window_with_units_on_every_axis(perp
     texts = svg_texts(svg)
     assert {"Price (USD)", "1h move down (%)", "Time (UTC)", "policy threshold", "calibrated threshold"} <= set(texts)
     option_figures = {f.attrs["id"]: f for f in html_tree(options["report.html"].decode()).iter("figure")}
-    assert sorted(option_figures) == ["backtest-ETH"]  # no breaker policy named
+    assert sorted(option_figures) == ["backtest-ETH", "hedge-ETH"]  # no breaker policy named
     assert {"Loss (% of the ETH price)", "Period start (UTC)"} <= set(svg_texts(next(option_figures["backtest-ETH"].iter("svg"))))
 
 
@@ -170,6 +170,90 @@ def test_charts_agree_with_the_figures_they_sit_next_to(folder: Path) -> None:
         derivative_charts(bad, inputs.market, inputs.policy.policy, None, None)
 
 
+@pytest.mark.parametrize("which", ["perps", "options"])
+def test_a_hedging_chart_per_hedged_market_after_its_table_with_units_on_every_axis(which: str, request: pytest.FixtureRequest) -> None:
+    files: dict[str, bytes] = request.getfixturevalue(which)
+    rec = json.loads(files["recommendation.json"])
+    hedged = sorted(s for s, m in rec["markets"].items() if m["hedging"] is not None)
+    html = files["report.html"].decode()
+    figures = {f.attrs["id"]: f for f in html_tree(html).iter("figure") if f.attrs["class"] == "hedge"}
+    assert hedged and sorted(figures) == [f"hedge-{s}" for s in hedged]
+    for symbol in hedged:
+        (svg,) = figures[f"hedge-{symbol}"].iter("svg")
+        texts = svg_texts(svg)
+        assert {"Cumulative P&L (USD)", "Cumulative cost (USD)", "Time (UTC)", "unhedged vault", "fees and slippage paid"} <= set(texts)
+        ticks = [t for t in texts if t.startswith(("$", "-$"))]
+        assert len(ticks) >= 4  # USD ticks on both value axes
+        # Placed right after the market's hedging table, before the next market.
+        section = html[html.index(f"<h3>{symbol} ("):]
+        after_table = section.index("</table>", section.index("<h4>Hedging</h4>"))
+        next_market = section.find("<h3>", 1)
+        assert after_table < section.index(f'id="hedge-{symbol}"') < (len(section) if next_market < 0 else next_market)
+
+
+def test_the_hedging_caption_carries_the_hedging_figures(options: dict[str, bytes], perps: dict[str, bytes]) -> None:
+    for files in (perps, options):
+        rec = json.loads(files["recommendation.json"])
+        tree = html_tree(files["report.html"].decode())
+        for symbol, market in rec["markets"].items():
+            h = market["hedging"]
+            if h is None:
+                continue
+            bt = h["backtest"]
+            chosen = next(c for c in h["candidates"] if c["measured_loss_at_coverage"] == bt["chosen_loss_at_coverage"]
+                          and c["measured_cost_per_year"] == bt["chosen_cost_per_year"])
+            caption = " ".join(tree.find("figure", id=f"hedge-{symbol}").find("figcaption").text().split())
+            for said in (
+                f"hedged {chosen['hedge_ratio'] * 100:.0f}% of its delta with a {chosen['band'] * 100:.0f}% rebalance band",
+                f"Over {bt['windows']} horizons of {bt['horizon_steps']} steps ({bt['years']:.1f} years)",
+                f"{bt['unhedged_loss_at_coverage'] * 100:.2f}% of notional unhedged, {bt['chosen_loss_at_coverage'] * 100:.2f}% hedged",
+                f"loss avoided {bt['loss_avoided_at_coverage'] * 100:.2f}% of notional",
+                f"cost paid {bt['chosen_cost_per_year'] * 100:.3f}% of notional a year ({bt['chosen_rebalances_per_year']:.0f} rebalances a year)",
+            ):
+                assert said in caption, (said, caption)
+            # The same figures as the hedging table's prose in report.md.
+            md = files["report.md"].decode()
+            assert f"**loss avoided {bt['loss_avoided_at_coverage'] * 100:.2f}%** of notional for **{bt['chosen_cost_per_year'] * 100:.3f}% a year paid**" in md
+
+
+def test_the_hedging_series_gives_the_tables_figures(folder: Path) -> None:
+    """The hedge's steps sum to the backtest's figures, and are not in recommendation.json."""
+    inputs = gather_derivative_inputs(folder / "perps.yaml", data_dir=folder)
+    rec = _recommend(inputs)
+    hedge = rec.market("ETH").hedge
+    assert hedge is not None and hedge.backtest.series is not None
+    bt, s = hedge.backtest, hedge.backtest.series
+    assert len(s.book_pnl) == bt.windows * bt.horizon_steps == len(s.cost) and s.start + len(s.book_pnl) < len(inputs.market.times)
+    unhedged = np.quantile(s.window_losses(s.book_pnl), bt.coverage)
+    hedged = np.quantile(s.window_losses(s.hedged_pnl), bt.coverage)
+    assert unhedged - hedged == pytest.approx(bt.loss_avoided, rel=1e-12, abs=1e-15)
+    assert (s.cost / s.notional).sum() / bt.years == pytest.approx(bt.chosen.cost_per_year, rel=1e-12)
+    # A perp vault loses its traders' constant USD skew times each step's return.
+    closes = inputs.market.series("ETH")
+    steps = closes[s.start + 1 : s.start + 1 + len(s.book_pnl)] / closes[s.start : s.start + len(s.book_pnl)] - 1
+    np.testing.assert_allclose(s.book_pnl, -10e6 * steps, rtol=1e-12, atol=1e-6)
+    without = dataclasses.replace(hedge, backtest=dataclasses.replace(bt, series=None))
+    bare = dataclasses.replace(rec, markets=tuple(dataclasses.replace(m, hedge=without) if m.symbol == "ETH" else m for m in rec.markets))
+    assert json.dumps(bare.to_json(), sort_keys=True) == json.dumps(rec.to_json(), sort_keys=True)  # recommendation.json: figures only
+
+
+@pytest.mark.parametrize("field", ["cost", "hedge_pnl", "book_pnl", "steps"])
+def test_a_hedging_chart_that_disagrees_with_its_table_is_refused(folder: Path, field: str) -> None:
+    inputs = gather_derivative_inputs(folder / "perps.yaml", data_dir=folder)
+    rec = _recommend(inputs)
+    m = rec.market("ETH")
+    assert m.hedge is not None and m.hedge.backtest.series is not None
+    s = m.hedge.backtest.series
+    if field == "steps":
+        tampered = dataclasses.replace(s, **{n: getattr(s, n)[s.horizon_steps:] for n in ("book_pnl", "hedge_pnl", "cost", "notional")})
+    else:
+        tampered = dataclasses.replace(s, **{field: getattr(s, field) * 1.01})  # 1% off: a loss quantile or the cost moves
+    hedge = dataclasses.replace(m.hedge, backtest=dataclasses.replace(m.hedge.backtest, series=tampered))
+    bad = dataclasses.replace(rec, markets=tuple(dataclasses.replace(x, hedge=hedge) if x is m else x for x in rec.markets))
+    with pytest.raises(ChartError, match="ETH hedging: the chart's"):
+        derivative_charts(bad, inputs.market, inputs.policy.policy, None, None)
+
+
 def test_markdown_cannot_inject_markup_or_links(perps: dict[str, bytes]) -> None:
     hostile = b'\n\n<img src="http://x/p.png"> [click](https://evil.example) <https://evil.example> ![i](http://x/i.png)\n'
     html = render_derivative_html({"r": _R()}, perps["report.md"] + hostile, DerivativeCharts({}, ())).decode()
@@ -187,6 +271,15 @@ def test_a_chart_without_its_table_is_an_error(perps: dict[str, bytes]) -> None:
     figures = DerivativeCharts({"ETH": BacktestChart("ETH", "t", Markup("<svg></svg>"), ())}, ())
     with pytest.raises(ChartError, match="no backtest table for ETH"):
         render_derivative_html({"r": _R()}, md, figures)
+
+
+def test_a_hedging_chart_without_its_table_is_an_error(folder: Path, perps: dict[str, bytes]) -> None:
+    inputs = gather_derivative_inputs(folder / "perps.yaml", data_dir=folder)
+    figures = derivative_charts(_recommend(inputs), inputs.market, inputs.policy.policy, None, None)
+    assert sorted(figures.hedges) == ["ETH"]
+    md = perps["report.md"].replace(b"#### Hedging", b"#### Hedge")
+    with pytest.raises(ChartError, match="no hedging table for ETH"):
+        render_derivative_html({"r": _R()}, md, DerivativeCharts({}, (), figures.hedges))
 
 
 def test_a_separate_process_draws_the_same_page(folder: Path, perps: dict[str, bytes]) -> None:
