@@ -31,6 +31,7 @@ from governance.pinned import INPUT_POLICY
 from governance.safe import SafeTx, flag_unusual, inner_calls, safe_tx_for_calls, safe_tx_from_json
 from governance.safe_tx import SafeTxError
 from governance.venues.aave_steward import StewardCallError, values_set
+from governance.venues.aave_steward_state import bundle_steward_limits
 from governance.venues.aave_v3 import (
     CONFIGURE_RESERVE_AS_COLLATERAL,
     FUNCTIONS,
@@ -339,9 +340,8 @@ def load_chain_bundle(bundle: Path, *, for_simulation: bool = False) -> ChainBun
                           "rebuild the bundle with `steward epoch`")
     kind = bundle_kind(policy)
     if kind == AAVE:
-        routing = policy.routing
         check_calls(safe_tx, recommendation, policy.venue.addresses.pool_configurator,
-                    limits=routing.limits if routing is not None else None)
+                    limits=bundle_steward_limits(files, policy, bundle))
         check_routed(files, recommendation, policy, bundle)
         expected = expected_values(recommendation)
     else:

@@ -103,7 +103,7 @@ def _run_epoch(
     from governance.bundle import write_bundle
     from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
 
-    chain_snapshot = None
+    chain_snapshot, chain_steward = None, None
     if rpc is not None and policy is not None:
         from risk.policy import VenueKind
         from risk.policy_load import load_policy as _load
@@ -122,11 +122,16 @@ def _run_epoch(
             venue_policy = load_policy(policy or DEMO_POLICY).policy
             read = comet_snapshot_from_rpc if venue_policy.venue.protocol is Protocol.COMPOUND_V3 else snapshot_from_rpc  # Comet, not Aave reserves
             chain_snapshot = read(venue_policy, rpc, block=block)
+            if venue_policy.venue.protocol is Protocol.AAVE_V3:  # the steward at the same block: routing uses its limits
+                from governance.venues.aave_steward_state import steward_state_from_rpc
+
+                chain_steward = steward_state_from_rpc(venue_policy, rpc, block=chain_snapshot.block)
     elif block is not None:
         raise StewardError("--block needs --rpc", "give the RPC to read the block from")
     with err.status("reading policy, prices and snapshot…"):
         inputs = gather_inputs(
-            policy, data_dir=data, snapshot_path=snapshot, seed=seed, epoch=epoch, snapshot=chain_snapshot
+            policy, data_dir=data, snapshot_path=snapshot, seed=seed, epoch=epoch, snapshot=chain_snapshot,
+            steward=chain_steward,
         )
     target = bundle_dir(out_dir, inputs)
     with err.status(f"computing {len(inputs.market.symbols)} market(s) and packaging…"):

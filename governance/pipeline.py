@@ -25,7 +25,14 @@ from governance.pinned import INPUT_HISTORY, INPUT_POLICY, INPUT_PRICES, Source,
 from governance.price_files import PriceFiles
 from governance.report import render_markdown, report_context
 from governance.report_html import chart_inputs, render_html
-from governance.routed_calls import RoutedCalls, for_route, prove_steward_calls, route_calls, routed_recommendation_json
+from governance.routed_calls import (
+    RoutedCalls,
+    for_route,
+    prove_steward_calls,
+    route_calls,
+    routed_recommendation_json,
+    steward_matches,
+)
 from governance.safe import (
     build_tx_builder_batch,
     decode_tx_builder_batch,
@@ -34,6 +41,7 @@ from governance.safe import (
 )
 from governance.signer_packet import allowed_targets, call_flags, lending_signer_context
 from governance.venues import aave_v3
+from governance.venues.aave_steward_state import INPUT_STEWARD, parse_steward_state, steward_state_bytes
 from risk.data import load_series
 from risk.data_problems import DataOptions, Repair
 from risk.data_text import iso_utc
@@ -47,6 +55,7 @@ from risk.recommend import recommend
 from risk.recommend_scenarios import history_span
 from risk.recommendation import Recommendation
 from risk.routing import RouteKind, routes_table
+from risk.routing_chain import StewardState, disagreements
 from risk.snapshot import (
     VenueSnapshot,
     parse_aave_reserves_csv,
@@ -71,6 +80,7 @@ class EpochInputs:
     sources: tuple[Source, ...]
     repairs: tuple[dict[str, Any], ...]
     history: MarketData | None = None  # crash-window prices for the lending core's replays
+    steward: StewardState | None = None  # the RiskSteward read at the snapshot's block (routing uses it, not the policy's)
 
 
 def default_data_dir() -> Path:
@@ -193,10 +203,12 @@ def gather_inputs(
     epoch: str | None = None,
     snapshot: VenueSnapshot | None = None,
     price_files: PriceFiles | None = None,
+    steward: StewardState | None = None,
 ) -> EpochInputs:
     """Read everything an epoch needs and pin it: the canonical prices are what the epoch computes on.
 
-    `snapshot` (read from a chain at a pinned block) takes precedence over `snapshot_path`.
+    `snapshot` (read from a chain at a pinned block) takes precedence over `snapshot_path`; `steward`
+    is the policy's RiskSteward read at that same block (governance.venues.aave_steward_state).
     """
     loaded = load_policy(policy_path if policy_path is not None else DEMO_POLICY, None)
     policy = loaded.policy
@@ -204,7 +216,7 @@ def gather_inputs(
         # Imported here: pipeline_derivatives reuses this module's helpers (no import cycle).
         from governance.pipeline_derivatives import gather_derivative_inputs
 
-        if snapshot_path is not None or snapshot is not None:
+        if snapshot_path is not None or snapshot is not None or steward is not None:
             raise StewardError(
                 "--snapshot/--rpc read lending reserves", "a perps/options venue gives current values in its policy (current:)"
             )
@@ -215,6 +227,8 @@ def gather_inputs(
 
         if snapshot is not None and not isinstance(snapshot, CometSnapshot):
             raise StewardError("a Compound v3 venue's chain snapshot is a Comet read", "read it with governance.venues.compound_read")
+        if steward is not None:
+            raise StewardError("a RiskSteward state was read for a Compound v3 venue", "routing through the steward is Aave v3's")
         return gather_compound_inputs(  # type: ignore[return-value]
             policy_path or DEMO_POLICY, data_dir=data_dir, snapshot_path=snapshot_path, seed=seed, epoch=epoch,
             price_files=price_files, comet=snapshot,
@@ -227,6 +241,7 @@ def gather_inputs(
     if snapshot is None:
         snapshot = _load_snapshot(policy, data_dir or default_data_dir(), snapshot_path, demo)
     snapshot = _for_policy(snapshot, policy)
+    steward_matches(policy, steward, chain_id=policy.venue.chain_id, block=snapshot.block)
     history = None
     if demo:
         market, sources, repairs = _synthetic_market(policy, snapshot, seed), (), ()
@@ -252,6 +267,7 @@ def gather_inputs(
         sources=sources,
         repairs=tuple(r.to_json() for r in repairs),
         history=history,
+        steward=steward,
     )
 
 
@@ -271,6 +287,7 @@ def inputs_from_bundle(files: dict[str, bytes], bundle: Path) -> EpochInputs:
         snapshot=parse_snapshot_json(files[INPUT_SNAPSHOT], INPUT_SNAPSHOT),
         seed=common.seed, epoch=common.epoch, sources=common.sources, repairs=common.repairs,
         history=MarketData.from_csv_bytes(files[INPUT_HISTORY], INPUT_HISTORY) if INPUT_HISTORY in files else None,
+        steward=parse_steward_state(files[INPUT_STEWARD], f"{bundle}/{INPUT_STEWARD}") if INPUT_STEWARD in files else None,
     )
 
 
@@ -305,9 +322,11 @@ def _prove_calls(calls: list[Call], recommendation: Recommendation) -> None:
             )
 
 
-def _prove_routed_calls(routed: RoutedCalls, policy: Policy, recommendation: Recommendation) -> None:
+def _prove_routed_calls(
+    routed: RoutedCalls, policy: Policy, recommendation: Recommendation, steward: StewardState | None
+) -> None:
     """Each route's calls against the recommendation as that route carries it; steward calls decoded too."""
-    prove_steward_calls(routed.steward_calls, policy, recommendation, routed.routes)
+    prove_steward_calls(routed.steward_calls, policy, recommendation, routed.routes, steward)
     _prove_calls(routed.safe_calls, for_route(recommendation, routed.routes, RouteKind.SAFE))
     _prove_calls(routed.governor_calls, for_route(recommendation, routed.routes, RouteKind.GOVERNANCE))
 
@@ -338,6 +357,7 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
             f"protocol {policy.venue.protocol} cannot be packaged yet",
             "lending venues: aave-v3 or compound-v3; any other venue's setters: venue.kind perps/options with setters: in the policy",
         )
+    steward_matches(policy, inputs.steward, chain_id=policy.venue.chain_id, block=inputs.snapshot.block)
     market = inputs.market
     as_of = iso_utc(int(market.times[-1]))
     rec = recommend(
@@ -351,11 +371,12 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         batch_calls, governor_calls, governor_rec = calls, calls, rec
         rec_doc, calls_doc = rec.to_json(), _calls_json(calls, policy)
     else:  # steward + Safe routes in the Safe batch, the governance route in governor.json only
-        routed = route_calls(policy, rec, as_of_seconds=int(market.times[-1]))
-        _prove_routed_calls(routed, policy, rec)
+        routed = route_calls(policy, rec, as_of_seconds=int(market.times[-1]), steward=inputs.steward)
+        _prove_routed_calls(routed, policy, rec, inputs.steward)
         calls, batch_calls, governor_calls = routed.all_calls, routed.safe_batch, routed.governor_calls
         governor_rec = for_route(rec, routed.routes, RouteKind.GOVERNANCE)
-        rec_doc, calls_doc = routed_recommendation_json(rec, routed, policy), _routed_calls_json(routed, policy)
+        rec_doc = routed_recommendation_json(rec, routed, policy, inputs.steward)
+        calls_doc = _routed_calls_json(routed, policy)
 
     files: dict[str, bytes] = {
         INPUT_POLICY: inputs.policy.text,
@@ -366,6 +387,8 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
     }
     if inputs.history is not None:
         files[INPUT_HISTORY] = inputs.history.to_csv_bytes()
+    if inputs.steward is not None:
+        files[INPUT_STEWARD] = steward_state_bytes(inputs.steward)
     safe_summary = None
     safe_address = policy.venue.addresses.safe
     if batch_calls and safe_address is not None:
@@ -400,6 +423,8 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
     }
     if INPUT_HISTORY in files:
         inputs_hashes["history"] = sha256(files[INPUT_HISTORY])
+    if INPUT_STEWARD in files:
+        inputs_hashes["steward"] = sha256(files[INPUT_STEWARD])
     files.update(
         governor_files(
             policy, governor_rec, governor_calls, inputs=inputs_hashes, bundle_path=bundle_path,
@@ -423,6 +448,8 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
     )
     if routed is not None:
         context["routing"] = routes_table(routed.routes)
+        if inputs.steward is not None and policy.routing is not None:
+            context["routing_chain"] = _routing_chain_context(inputs.steward, disagreements(policy.routing, inputs.steward))
     files["report.md"] = render_markdown(context)
     files["report.html"] = render_html(context)
     files[MANIFEST] = jsonio.dumps(
@@ -441,6 +468,14 @@ def build_files(inputs: EpochInputs, *, task_map: TaskMap = serial_map) -> dict[
         }
     )
     return files
+
+
+def _routing_chain_context(steward: StewardState, differ: tuple[str, ...]) -> dict[str, Any]:
+    """The report's words for a routing decided on the steward's state read from the chain."""
+    return {
+        "source": f"RiskSteward {steward.steward} at block {steward.block} of chain {steward.chain_id} ({INPUT_STEWARD})",
+        "disagreements": list(differ),
+    }
 
 
 def bundle_dir(out: Path, inputs: EpochInputs) -> Path:

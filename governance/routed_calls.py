@@ -35,6 +35,7 @@ from risk.routing import (
     steward_changes,
     steward_move_problem,
 )
+from risk.routing_chain import StewardState, chain_routing, disagreements, limits_for, routing_time
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,26 @@ def for_route(recommendation: Recommendation, routes: tuple[Route, ...], kind: R
     return replace(recommendation, markets=markets)
 
 
-def route_calls(policy: Policy, recommendation: Recommendation, *, as_of_seconds: int) -> RoutedCalls:
-    """Route the recommendation (at the data's as-of time, never the clock) and encode each route's calls."""
+def route_calls(
+    policy: Policy, recommendation: Recommendation, *, as_of_seconds: int, steward: StewardState | None = None
+) -> RoutedCalls:
+    """Route the recommendation (at the data's as-of time, never the clock) and encode each route's calls.
+
+    `steward` is the steward's state read from the chain at the snapshot's block: its limits, last
+    updates and restrictions then replace the policy's (risk.routing_chain).
+    """
     routing = policy.routing
     assert routing is not None
     has_safe = policy.venue.addresses.safe is not None
     every = tuple(c for m in recommendation.markets for c in m.changes)  # unchanged too: a group's current values
-    routes = route_changes(
-        every, routing, now=dt.datetime.fromtimestamp(as_of_seconds, dt.UTC), has_safe=has_safe,
-    )
+    now = routing_time(dt.datetime.fromtimestamp(as_of_seconds, dt.UTC), steward)
+    if steward is None:
+        routes = route_changes(every, routing, now=now, has_safe=has_safe)
+    else:
+        routes = route_changes(
+            every, chain_routing(routing, steward), now=now, has_safe=has_safe,
+            last_updates=steward.last_updates, restricted=steward.restricted,
+        )
     by_kind = {k: [r for r in routes if r.kind is k] for k in RouteKind}
     if by_kind[RouteKind.RISK_STEWARD] and not has_safe:
         raise StewardError(
@@ -80,18 +92,25 @@ def route_calls(policy: Policy, recommendation: Recommendation, *, as_of_seconds
             f"{names}: routed to a DAO proposal, but the policy has no `governor:` section to package it",
             "add a `governor:` section, or routing.safe_is_risk_admin: true if the Safe holds the risk-admin role",
         )
-    steward = [] if routing.steward is None else aave_steward.steward_calls(routing.steward, steward_changes(routes), routing.limits)
+    to_steward = [] if routing.steward is None else aave_steward.steward_calls(
+        routing.steward, steward_changes(routes), limits_for(routing, steward)
+    )
     safe_view = for_route(recommendation, routes, RouteKind.SAFE)
     governance_view = for_route(recommendation, routes, RouteKind.GOVERNANCE)
     safe_calls = aave_v3.calls_for(policy, safe_view) if by_kind[RouteKind.SAFE] else []
     governor_calls = aave_v3.calls_for(policy, governance_view) if by_kind[RouteKind.GOVERNANCE] else []
-    return RoutedCalls(routes=routes, steward_calls=steward, safe_calls=safe_calls, governor_calls=governor_calls)
+    return RoutedCalls(routes=routes, steward_calls=to_steward, safe_calls=safe_calls, governor_calls=governor_calls)
 
 
-def prove_steward_calls(calls: list[Call], policy: Policy, recommendation: Recommendation, routes: tuple[Route, ...]) -> None:
-    """Decode every steward call; it must set exactly the steward routes' values, each within the steward's limit."""
+def prove_steward_calls(
+    calls: list[Call], policy: Policy, recommendation: Recommendation, routes: tuple[Route, ...],
+    steward: StewardState | None = None,
+) -> None:
+    """Decode every steward call; it must set exactly the steward routes' values, each within the steward's limit
+    (the chain's when `steward` was read from it)."""
     routing = policy.routing
     assert routing is not None
+    limits = limits_for(routing, steward)
     changes = {(to_checksum_address(c.asset), c.parameter.value): c for c in recommendation.changes}
     wanted = {(to_checksum_address(r.asset), r.parameter.value): on_chain_value(r.proposed) for r in steward_changes(routes)}
     got: dict[tuple[str, str], int] = {}
@@ -105,7 +124,7 @@ def prove_steward_calls(calls: list[Call], policy: Policy, recommendation: Recom
                     raise StewardError(f"call '{call.human}' sets {param} of {asset}, which the recommendation does not "
                                        "change or another call sets", "do not sign: a packaging bug")
                 problem = steward_move_problem(StewardParameter(param), on_chain_value(change.current), value,
-                                               routing.limits.for_parameter(param))
+                                               limits.for_parameter(param))
                 if problem is not None:
                     raise StewardError(f"call '{call.human}': {problem}", "a change above the steward's limit is never sent to it")
                 got[(asset, param)] = value
@@ -114,6 +133,32 @@ def prove_steward_calls(calls: list[Call], policy: Policy, recommendation: Recom
                            "do not sign: a packaging bug")
 
 
-def routed_recommendation_json(recommendation: Recommendation, routed: RoutedCalls, policy: Policy) -> dict[str, Any]:
-    """recommendation.json with its `routing` section (a routed policy's only difference)."""
-    return {**recommendation.to_json(), "routing": routes_json(routed.routes, policy.routing)}
+def routed_recommendation_json(
+    recommendation: Recommendation, routed: RoutedCalls, policy: Policy, steward: StewardState | None = None
+) -> dict[str, Any]:
+    """recommendation.json with its `routing` section (a routed policy's only difference).
+
+    Routed on the chain's steward state, the section also says where that state was read and lists
+    each value the policy states differently (offline bundles have no `chain` key).
+    """
+    section = routes_json(routed.routes, policy.routing)
+    if steward is not None and policy.routing is not None:
+        section["chain"] = {
+            "block": steward.block,
+            "disagreements": list(disagreements(policy.routing, steward)),
+            "pinned": "inputs/steward.json",
+        }
+    return {**recommendation.to_json(), "routing": section}
+
+
+def steward_matches(policy: Policy, steward: StewardState | None, *, chain_id: int, block: int | None) -> None:
+    """A pinned steward state must be the policy's steward, on the venue's chain, at the snapshot's block."""
+    if steward is None:
+        return
+    named = None if policy.routing is None or policy.routing.steward is None else to_checksum_address(policy.routing.steward)
+    if named != to_checksum_address(steward.steward) or steward.chain_id != chain_id or steward.block != block:
+        raise StewardError(
+            f"the pinned steward state is of {steward.steward} on chain {steward.chain_id} at block {steward.block}; "
+            f"the policy's steward is {named} on chain {chain_id}, the snapshot is at block {block}",
+            "read the steward and the pool together with `steward epoch --rpc`",
+        )

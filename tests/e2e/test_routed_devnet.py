@@ -134,3 +134,14 @@ def test_the_safe_route_runs_through_the_safe_and_reconciles(devnet, tmp_path: P
         sign_bundle(bundle, bytes.fromhex(key[2:]), rpc_url=devnet.rpc_url)
     done = execute_bundle(bundle, devnet.rpc_url, bytes.fromhex(devnet.owner_keys[0][2:]))
     assert done.reconciliation.ok and len(done.reconciliation.changed) == len(routes)
+
+
+def test_epoch_rpc_refuses_a_steward_without_code_on_the_devnet(devnet, tmp_path: Path) -> None:
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_bytes(devnet_policy_text(devnet) + ROUTING.encode())
+    out = tmp_path / "out"
+    code, output = _cli("epoch", policy_path, "--rpc", devnet.rpc_url, "--out", out, "--executor", "serial")
+    assert code == 2, output
+    said = " ".join(output.split())
+    assert f"the RiskSteward {STEWARD} (routing.steward in the policy) has no code on chain {devnet.chain_id} at block" in said
+    assert "remove routing.steward" in said and not out.exists()
