@@ -14,7 +14,8 @@ from pathlib import Path
 from governance import charts
 from governance import verify as verify_mod
 from governance.bundle import write_bundle
-from governance.pipeline import build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.verify import verify_bundle
 
 REPEATS = 5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from governance import verify as verify_mod
 from governance.bundle import write_bundle
-from governance.pipeline import default_data_dir
+from governance.epoch_inputs import default_data_dir
 from governance.pipeline_derivatives import build_derivative_files, gather_derivative_inputs
 from governance.verify import verify_bundle
 

@@ -101,7 +101,8 @@ def _run_epoch(
     rpc: str | None = None, block: int | None = None, executor: str = "serial",
 ) -> Path:
     from governance.bundle import write_bundle
-    from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
+    from governance.epoch_inputs import DEMO_POLICY, gather_inputs
+    from governance.pipeline import build_files, bundle_dir
 
     chain_snapshot, chain_steward = None, None
     if rpc is not None and policy is not None:

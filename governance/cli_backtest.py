@@ -113,13 +113,13 @@ def window_table(table: Any, lo: int | None, hi: int | None, max_gap: int) -> An
 def _history(policy: Any, prices: Path, symbols: list[str], start: str | None, end: str | None, repairs: list[str]) -> tuple[Any, list[Any]]:
     from dataclasses import replace
 
-    from governance.pipeline import _data_options
+    from governance.epoch_inputs import data_options
     from risk.data import load_series
     from risk.data_files import load_prices_file
     from risk.data_problems import REPAIR_KINDS
     from risk.market import align
 
-    options = _data_options(policy)
+    options = data_options(policy)
     unknown = [r for r in repairs if r not in REPAIR_KINDS]
     if unknown:
         raise PolicyError(f"--repair {', '.join(unknown)}: unknown repair", f"repairs: {', '.join(REPAIR_KINDS)}")
@@ -146,7 +146,7 @@ def _snapshot(policy: Any, snapshot: Path | None, data: Path | None) -> Any:
     from risk.snapshot import parse_aave_reserves_csv, parse_snapshot_json
 
     if snapshot is None and policy.snapshot is not None:
-        from governance.pipeline import default_data_dir
+        from governance.epoch_inputs import default_data_dir
 
         snapshot = (data or default_data_dir()) / policy.snapshot.file
     if snapshot is None:

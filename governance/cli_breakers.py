@@ -39,9 +39,7 @@ DataOpt = Annotated[Path | None, typer.Option("--data", help="Market data folder
 def _data_dir(data: Path | None) -> Path:
     if data is not None:
         return data
-    from governance.pipeline import (
-        default_data_dir,  # heavy imports: only when the default is needed
-    )
+    from governance.epoch_inputs import default_data_dir  # heavy imports: only when the default is needed
 
     return default_data_dir()
 

@@ -24,7 +24,8 @@ from governance import devnet as devnet_mod
 from governance.bundle import write_bundle
 from governance.chain import connect
 from governance.devnet_chain import DevnetError
-from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import DEMO_POLICY, gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.signing import execute_bundle, sign_bundle
 from governance.simulate import require_ok, simulate
 from governance.venues.aave_v3_read import read_snapshot

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from governance.bundle import write_bundle
+from governance.epoch_inputs import EpochInputs, default_data_dir, gather_inputs
 from governance.executors import Executor, SerialExecutor
-from governance.pipeline import EpochInputs, build_files, bundle_dir, default_data_dir, gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.price_files import PriceFiles
 from risk.errors import StewardError
 

@@ -154,12 +154,12 @@ def gather_compound_inputs(
 
     `comet` (read from a chain at a pinned block, `governance.venues.compound_read`) takes precedence over `snapshot_path`.
     """
-    from governance.pipeline import _file_series, _window, default_data_dir, epoch_label
+    from governance.epoch_inputs import default_data_dir, epoch_label, file_series, lookback_window
 
     loaded = load_policy(policy_path)
     policy = loaded.policy
     if not is_compound(policy):
-        raise StewardError(f"{policy_path} is not a compound-v3 lending venue", "use governance.pipeline.gather_inputs")
+        raise StewardError(f"{policy_path} is not a compound-v3 lending venue", "use governance.epoch_inputs.gather_inputs")
     compound_section(policy)
     _supported(policy)
     kinds = {type(m.price_source) for m in policy.markets}
@@ -174,7 +174,7 @@ def gather_compound_inputs(
     if demo:
         market, sources, repairs = _demo_market(policy, comet, seed), (), ()
     else:
-        series, sources, repairs = _file_series(policy, data_dir, price_files)
+        series, sources, repairs = file_series(policy, data_dir, price_files)
         max_gap = policy.data.max_gap.seconds
         market = align(series, policy.scenarios.step.seconds, max_gap_seconds=max_gap)
         span = history_span(policy)
@@ -182,7 +182,7 @@ def gather_compound_inputs(
             history = align(series, policy.scenarios.step.seconds, start=span[0], end=span[1], max_gap_seconds=max_gap)
             history = MarketData.from_csv_bytes(history.to_csv_bytes(), INPUT_HISTORY)
     comet = _for_policy(comet, policy)
-    market = _window(policy, market)
+    market = lookback_window(policy, market)
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)  # compute on exactly what is pinned
     last = {s: Decimal(repr(float(market.series(s)[-1]))) for s in market.symbols}
     comet = comet.with_prices(last, f"taken from the market data at {iso_utc(int(market.times[-1]))}")
@@ -225,7 +225,7 @@ def _safe_files(calls: tuple[Call, ...], policy: Policy, inputs: CompoundInputs,
 
 def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_map) -> dict[str, bytes]:
     """Every file of a Compound v3 venue's bundle, in memory. Pure: same inputs, same bytes."""
-    from governance.pipeline import _calls_json
+    from governance.pipeline import calls_json
 
     policy = inputs.policy.policy
     section = compound_section(policy)
@@ -240,7 +240,7 @@ def build_compound_files(inputs: CompoundInputs, *, task_map: TaskMap = serial_m
     package = comet_calls(changes, configurator=section.configurator, comet=section.comet, proxy_admin=section.proxy_admin,
                           states={a.asset: a for a in comet.assets.values()})
     prove_comet_calls(package.calls, rec, comet, section)
-    calls_doc = _calls_json(list(package.calls), policy)  # flags: anything but the Configurator and the CometProxyAdmin
+    calls_doc = calls_json(list(package.calls), policy)  # flags: anything but the Configurator and the CometProxyAdmin
 
     files: dict[str, bytes] = {INPUT_POLICY: inputs.policy.text, INPUT_PRICES: market.to_csv_bytes(), INPUT_COMET: comet.to_json_bytes(),
                                "recommendation.json": jsonio.dumps(rec.to_json()), "calls.json": jsonio.dumps(calls_doc)}

@@ -105,9 +105,9 @@ def _read(data_dir: Path, rel: str, what: str) -> bytes:
 
 
 def _prices(policy: Policy, data_dir: Path) -> tuple[MarketData, dict[str, bytes], tuple[Repair, ...]]:
-    from governance.pipeline import _data_options
+    from governance.epoch_inputs import data_options
 
-    options = _data_options(policy)
+    options = data_options(policy)
     series, repairs, sources, tables = [], [], {}, {}
     for m in derivative_section(policy).markets:
         src = m.price_source
@@ -122,15 +122,15 @@ def _prices(policy: Policy, data_dir: Path) -> tuple[MarketData, dict[str, bytes
 
 def gather_derivative_inputs(policy_path: Path, *, data_dir: Path | None = None, seed: int | None = None, epoch: str | None = None) -> DerivativeInputs:
     """Read a perps or options policy and everything it names, and pin it (prices in canonical form)."""
-    from governance.pipeline import _window, default_data_dir, epoch_label
+    from governance.epoch_inputs import default_data_dir, epoch_label, lookback_window
 
     loaded = load_policy(policy_path)
     policy = loaded.policy
     if not is_derivative(policy):
-        raise StewardError(f"{policy_path} is a {policy.venue.kind} venue", "use governance.pipeline.gather_inputs for lending venues")
+        raise StewardError(f"{policy_path} is a {policy.venue.kind} venue", "use governance.epoch_inputs.gather_inputs for lending venues")
     data_dir = data_dir or default_data_dir()
     market, raw_sources, repairs = _prices(policy, data_dir)
-    market = _window(policy, market)
+    market = lookback_window(policy, market)
     market = MarketData.from_csv_bytes(market.to_csv_bytes(), INPUT_PRICES)  # compute on exactly what is pinned
     pinned: dict[str, bytes] = {}
     section = derivative_section(policy)

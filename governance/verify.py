@@ -29,7 +29,8 @@ from governance.bundle import (
     read_bundle,
     sha256,
 )
-from governance.pipeline import build_files, inputs_from_bundle
+from governance.epoch_inputs import inputs_from_bundle
+from governance.pipeline import build_files
 from governance.safe import recover_signer, safe_tx_from_json
 from governance.signer_packet_attachment import check_signer_packet
 from risk.errors import StewardError

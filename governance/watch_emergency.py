@@ -45,7 +45,7 @@ from governance.bundle import (
 from governance.calls import AbiInput, Call, FunctionAbi, decode_call, encode_call
 from governance.chain import ChainReader
 from governance.chain_bundle import ChainBundle, write_attachment
-from governance.pipeline import _calls_json
+from governance.pipeline import calls_json
 from governance.report import environment, pct, usd
 from governance.safe import (
     build_tx_builder_batch,
@@ -168,7 +168,7 @@ def build_emergency_files(inputs: EmergencyInputs) -> dict[str, bytes]:
         INPUT_TRIGGER: jsonio.dumps(trigger.to_json()),
         INPUT_VENUE: inputs.venue.text,
         INPUT_SNAPSHOT: snapshot.to_json_bytes(),
-        "calls.json": jsonio.dumps(_calls_json(calls, policy)),
+        "calls.json": jsonio.dumps(calls_json(calls, policy)),
     }
     safe_address, safe = policy.venue.addresses.safe, None
     if calls and safe_address is not None:
@@ -185,7 +185,7 @@ def build_emergency_files(inputs: EmergencyInputs) -> dict[str, bytes]:
     hashes = {"snapshot": sha256(files[INPUT_SNAPSHOT]), "trigger": sha256(files[INPUT_TRIGGER]), "venue_policy": sha256(files[INPUT_VENUE])}
     state = snapshot.market(trigger.reserve)
     context = {
-        "t": trigger, "venue": policy.venue.name, "chain_id": policy.venue.chain_id, "calls": _calls_json(calls, policy),
+        "t": trigger, "venue": policy.venue.name, "chain_id": policy.venue.chain_id, "calls": calls_json(calls, policy),
         "safe": safe, "role": ROLE[trigger.action], "time": dt.datetime.fromtimestamp(trigger.time, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
         "value": _value_text(trigger.value, trigger.unit), "threshold": _value_text(trigger.threshold, trigger.unit), "state": state,
         "floor": str(Bps(trigger.ltv_floor_bps)), "bundle_path": bundle_path, "hashes": hashes,

@@ -163,7 +163,7 @@ def prepare(options: WatchOptions, err: Console | None = None) -> Session:
     if spec.kind == "csv":
         data_dir = options.data
         if data_dir is None and not spec.files:
-            from governance.pipeline import default_data_dir
+            from governance.epoch_inputs import default_data_dir
 
             data_dir = default_data_dir()
         streams, notes = load_streams(breakers, spec, market=options.market, data_dir=data_dir)

@@ -35,6 +35,7 @@ from governance.devnet_governor import (
     deploy_governor_contract,
     with_governor,
 )
+from governance.epoch_inputs import gather_inputs
 from governance.governor import GovernorError, timelock_salt
 from governance.governor_chain import (
     HASH_OPERATION_BATCH,
@@ -50,7 +51,7 @@ from governance.governor_chain import (
     queue,
     vote,
 )
-from governance.pipeline import bundle_dir, gather_inputs
+from governance.pipeline import bundle_dir
 from governance.signing import execute_bundle, sign_bundle
 from governance.venues.aave_v3_read import pool_state, read_snapshot, resolve_addresses
 from risk.policy_governor import GovernorPolicy

@@ -26,7 +26,8 @@ from governance.devnet_governor import (
     advance,
     with_governor,
 )
-from governance.pipeline import build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.signing import execute_bundle, sign_bundle
 from governance.venues.aave_v3_read import pool_state, read_snapshot, resolve_addresses
 from risk.policy_load import load_policy

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from governance import jsonio
-from governance.pipeline import _data_options, _renamed, gather_inputs
+from governance.epoch_inputs import data_options, gather_inputs, renamed_series
 from risk.data import load_series
 from risk.data_files import load_prices_file
 from risk.market import MarketData, align
@@ -34,13 +34,13 @@ def crash_history(policy, data: Path) -> MarketData:
     """The prices `gather_inputs` pins as inputs/history.csv: every policy market over `history_span`."""
     span = history_span(policy)
     assert span is not None
-    options, tables, series = _data_options(policy), {}, []
+    options, tables, series = data_options(policy), {}, []
     for market in policy.markets:
         src = market.price_source
         if src.file not in tables:
             tables[src.file] = load_prices_file(data / src.file, name=src.file)
         s, _ = load_series(tables[src.file], symbol=src.symbol, column=src.column, options=options, name=src.file)
-        series.append(_renamed(s, market.symbol))
+        series.append(renamed_series(s, market.symbol))
     return align(series, policy.scenarios.step.seconds, start=span[0], end=span[1], max_gap_seconds=options.max_gap_seconds)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from governance.calls import decode_call
-from governance.pipeline import build_files, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files
 from governance.venues import aave_v3
 from risk.units import Bps, TokenAmount
 

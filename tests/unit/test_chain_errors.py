@@ -37,7 +37,8 @@ from governance.chain_bundle import (
     write_attachment,
 )
 from governance.cli import app
-from governance.pipeline import build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.safe import safe_tx_for_calls, safe_tx_json
 from governance.signing import (
     SigningError,

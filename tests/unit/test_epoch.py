@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from governance import bundle as bundle_mod
 from governance.cli import app
-from governance.pipeline import build_files, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files
 
 runner = CliRunner()
 EXPECTED_FILES = {

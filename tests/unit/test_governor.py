@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from governance import cli
 from governance.bundle import BundleError, write_bundle
+from governance.epoch_inputs import DEMO_POLICY, gather_inputs
 from governance.governor import (
     GOVERNOR_JSON,
     TEMPLATE,
@@ -31,7 +32,7 @@ from governance.governor import (
     timelock_salt,
 )
 from governance.governor_chain import load_governor_bundle
-from governance.pipeline import DEMO_POLICY, bundle_dir, gather_inputs
+from governance.pipeline import bundle_dir
 from governance.report import environment
 from risk.policy_load import check_policy_text
 

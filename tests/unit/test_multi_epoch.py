@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from multi_policies import bundles, policy_text, write_policies
 
+from governance.epoch_inputs import gather_inputs
 from governance.executors import LocalExecutor
 from governance.multi_epoch import run_epochs
-from governance.pipeline import build_files, gather_inputs
+from governance.pipeline import build_files
 from risk.errors import StewardError
 
 

@@ -124,7 +124,7 @@ def test_rendering_twice_gives_the_same_bytes() -> None:
 def test_a_separate_process_draws_the_same_report() -> None:
     code = (
         "import sys\n"
-        "from governance.pipeline import build_files, gather_inputs\n"
+        "from governance.epoch_inputs import gather_inputs\nfrom governance.pipeline import build_files\n"
         "sys.stdout.buffer.write(build_files(gather_inputs(None))['report.html'])\n"
     )
     drawn = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=300).stdout

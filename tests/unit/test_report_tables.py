@@ -25,7 +25,8 @@ import pytest
 
 from governance import pipeline
 from governance.calls import decode_call
-from governance.pipeline import build_files, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files
 from governance.report_html import chart_inputs, render_html
 from governance.venues.aave_v3 import FUNCTIONS
 from risk.units import Duration

@@ -16,7 +16,8 @@ import pytest
 from governance.bundle import BundleError, read_bundle, write_bundle
 from governance.chain import ChainError
 from governance.chain_bundle import check_calls, check_routed, expected_values, load_chain_bundle
-from governance.pipeline import DEMO_POLICY, build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import DEMO_POLICY, gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.safe import decode_tx_builder_batch, inner_calls, safe_tx_for_calls
 from governance.simulate import require_code
 from governance.venues.aave_steward import FUNCTIONS as STEWARD_FUNCTIONS

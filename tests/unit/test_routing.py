@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance import jsonio
-from governance.pipeline import DEMO_POLICY
+from governance.epoch_inputs import DEMO_POLICY
 from risk.errors import RiskInputError
 from risk.policy import LendingParameter as P
 from risk.policy_load import check_policy_text

@@ -26,7 +26,8 @@ from governance.bundle import write_bundle
 from governance.calls import encode_call
 from governance.chain_bundle import write_attachment
 from governance.cli_propose import register
-from governance.pipeline import build_files, bundle_dir, gather_inputs
+from governance.epoch_inputs import gather_inputs
+from governance.pipeline import build_files, bundle_dir
 from governance.safe import (
     SafeTx,
     Signature,

@@ -17,7 +17,7 @@ from governance import jsonio
 from governance.bundle import SIGNER_PACKET, SIMULATION, BundleError, sha256, write_bundle
 from governance.calls import encode_call
 from governance.chain_bundle import expected_values, write_attachment
-from governance.pipeline import _calls_json
+from governance.pipeline import calls_json
 from governance.report import environment
 from governance.report_html import environment as html_environment
 from governance.safe import MULTISEND_CALL_ONLY_141, MultiSendTx, Operation, SafeTx, flag_unusual, safe_tx_json, unusual_by_call
@@ -137,11 +137,11 @@ def test_calls_json_flags_a_value_transfer_and_a_target_outside_the_allow_list()
     ok = encode_call(configurator, SET_SUPPLY_CAP, (asset, 1), "fine", contract_label="PoolConfigurator")
     paid = encode_call(configurator, SET_SUPPLY_CAP, (asset, 1), "pays", value=5, contract_label="PoolConfigurator")
     stranger = encode_call(STRANGER, SET_SUPPLY_CAP, (asset, 1), "elsewhere")
-    docs = _calls_json([ok, paid, stranger], policy)
+    docs = calls_json([ok, paid, stranger], policy)
     assert docs[0]["flags"] == []
     assert docs[1]["flags"] == [f"call to {paid.to} sends 5 wei of native currency"]
     assert docs[2]["flags"] == [f"call to {stranger.to}: target is not in the allow-list"]
-    assert _calls_json([stranger])[0]["flags"] == []  # no policy, no allow-list: only value is judged
+    assert calls_json([stranger])[0]["flags"] == []  # no policy, no allow-list: only value is judged
     assert set(allowed_targets(policy)) == {configurator}
 
 
@@ -161,7 +161,7 @@ def test_a_delegatecall_elsewhere_and_odd_batch_entries_are_flagged_in_the_repor
     for tx, wanted in ((rogue, [f"DELEGATECALL to {STRANGER}, not MultiSendCallOnly 1.4.1", f"call to {STRANGER}: target is not in the allow-list"]),
                        (batch, [f"call 1 to {configurator} sends 9 wei", f"call 2 to {STRANGER} is a DELEGATECALL inside the batch",
                                 f"call 2 to {STRANGER}: target is not in the allow-list"])):
-        context = _context_for(tx, _calls_json([], policy))
+        context = _context_for(tx, calls_json([], policy))
         assert len(context["flags"]) == len(wanted)
         for fmt in ("md", "html"):
             text = _render(context, fmt)

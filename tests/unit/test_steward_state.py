@@ -19,7 +19,8 @@ from eth_call_standin import EthCallStandin
 from governance.bundle import BundleError, write_bundle
 from governance.chain import ChainError, connect
 from governance.chain_bundle import load_chain_bundle
-from governance.pipeline import DEMO_POLICY, DEMO_SNAPSHOT, build_files, bundle_dir, gather_inputs, inputs_from_bundle
+from governance.epoch_inputs import DEMO_POLICY, DEMO_SNAPSHOT, gather_inputs, inputs_from_bundle
+from governance.pipeline import build_files, bundle_dir
 from governance.venues.aave_steward import GET_RISK_CONFIG, GET_TIMELOCK, IS_ADDRESS_RESTRICTED
 from governance.venues.aave_steward_state import (
     INPUT_STEWARD,
