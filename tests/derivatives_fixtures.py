@@ -30,6 +30,21 @@ def write_data(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+# The smallest valid breaker policy: one market, one source, one price-band rule (tests mutate it).
+MINIMAL_BREAKERS = """\
+version: 1
+breakers:
+  name: t
+  markets:
+    - symbol: ETH
+      sources:
+        - {name: a, file: a.csv}
+  rules:
+    - name: r
+      kind: price_band
+      threshold: "5%"
+"""
+
 BREAKERS = """\
 version: 1
 breakers:

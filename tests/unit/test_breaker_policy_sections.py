@@ -6,24 +6,11 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
+from derivatives_fixtures import MINIMAL_BREAKERS
 from pydantic import BaseModel
 
 from risk import breaker_calibration, breaker_markets, breaker_policy, breaker_rules, breaker_setters
 from risk.breaker_policy import _field_names, check_breaker_policy_text
-
-BASE = """\
-version: 1
-breakers:
-  name: t
-  markets:
-    - symbol: ETH
-      sources:
-        - {name: a, file: a.csv}
-  rules:
-    - name: r
-      kind: price_band
-      threshold: "5%"
-"""
 
 
 @pytest.mark.parametrize("module", [breaker_markets, breaker_rules, breaker_setters, breaker_calibration, breaker_policy])
@@ -41,10 +28,10 @@ SOURCE = "        - {name: a, file: a.csv}\n"
 @pytest.mark.parametrize(
     ("text", "typo", "suggested"),
     [
-        (BASE.replace(SOURCE, SOURCE + "      fresh_withn: 2h\n"), "fresh_withn", "fresh_within"),  # risk.breaker_markets
-        (BASE + "      detect: false\n", "detect", "detects"),  # risk.breaker_rules
-        (BASE + "      change_limt: {max_relative: '50%'}\n", "change_limt", "change_limit"),  # the rule's on-chain part
-        (BASE + "  calibration: {max_false_alarms_per_month: 1, max_detection_delay: 2h, calm_margn: 7d}\n", "calm_margn", "calm_margin"),
+        (MINIMAL_BREAKERS.replace(SOURCE, SOURCE + "      fresh_withn: 2h\n"), "fresh_withn", "fresh_within"),  # risk.breaker_markets
+        (MINIMAL_BREAKERS + "      detect: false\n", "detect", "detects"),  # risk.breaker_rules
+        (MINIMAL_BREAKERS + "      change_limt: {max_relative: '50%'}\n", "change_limt", "change_limit"),  # the rule's on-chain part
+        (MINIMAL_BREAKERS + "  calibration: {max_false_alarms_per_month: 1, max_detection_delay: 2h, calm_margn: 7d}\n", "calm_margn", "calm_margin"),
     ],
 )
 def test_a_typo_in_any_section_gets_a_suggestion(text: str, typo: str, suggested: str) -> None:

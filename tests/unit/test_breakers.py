@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from derivatives_fixtures import MINIMAL_BREAKERS
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
@@ -320,19 +321,6 @@ def test_example_policies_load(name: str) -> None:
     assert b.calibration is not None and b.calibration.crash_windows and len(b.rules) >= 3
 
 
-BASE = """\
-version: 1
-breakers:
-  name: t
-  markets:
-    - symbol: ETH
-      sources:
-        - {name: a, file: a.csv}
-  rules:
-    - name: r
-      kind: price_band
-      threshold: "5%"
-"""
 
 
 def problems(text: str) -> list[str]:
@@ -342,18 +330,18 @@ def problems(text: str) -> list[str]:
 
 
 def test_policy_mistakes_are_reported_at_their_line() -> None:
-    (bare,) = problems(BASE.replace('threshold: "5%"', "threshold: 0.05"))
+    (bare,) = problems(MINIMAL_BREAKERS.replace('threshold: "5%"', "threshold: 0.05"))
     assert bare.startswith("b.yaml:11:7: breakers.rules[0].threshold: ratio: bare number 0.05 where a ratio is required")
-    missing, typo = problems(BASE.replace('threshold: "5%"', 'treshold: "5%"'))
+    missing, typo = problems(MINIMAL_BREAKERS.replace('threshold: "5%"', 'treshold: "5%"'))
     assert missing == "b.yaml:9:7: breakers.rules[0].threshold: required field is missing"
     assert typo == "b.yaml:11:7: breakers.rules[0].treshold: unknown field; did you mean 'threshold'?"
-    (kind,) = problems(BASE.replace("kind: price_band", "kind: price_bands"))
+    (kind,) = problems(MINIMAL_BREAKERS.replace("kind: price_band", "kind: price_bands"))
     assert "b.yaml:9:7: breakers.rules[0]" in kind and "a rule needs kind" in kind
-    (source,) = problems(BASE + "      source: b\n")
+    (source,) = problems(MINIMAL_BREAKERS + "      source: b\n")
     assert source == "b.yaml:8:3: breakers.rules: rules[0] (r): market ETH has no source 'b'; its sources are a"
-    (div,) = problems(BASE.replace("kind: price_band", "kind: divergence"))
+    (div,) = problems(MINIMAL_BREAKERS.replace("kind: price_band", "kind: divergence"))
     assert "divergence needs at least 2 sources" in div
-    (oi,) = problems(BASE.replace("kind: price_band", "kind: oi_cap").replace('"5%"', '"$50M"'))
+    (oi,) = problems(MINIMAL_BREAKERS.replace("kind: price_band", "kind: oi_cap").replace('"5%"', '"$50M"'))
     assert "no open_interest source" in oi
     assert problems("- a list\n") == ["b.yaml:1:1: a breaker policy is a YAML mapping (version:, breakers:)"]
     with pytest.raises(PolicyError, match="not found"):
@@ -361,7 +349,7 @@ def test_policy_mistakes_are_reported_at_their_line() -> None:
 
 
 def test_threshold_grid_is_checked() -> None:
-    (p,) = problems(BASE + '      calibrate: {min: "5%", max: "1%", step: "1%"}\n')
+    (p,) = problems(MINIMAL_BREAKERS + '      calibrate: {min: "5%", max: "1%", step: "1%"}\n')
     assert "min 5% is above max 1%" in p
     b = breakers([rule("price_band", "5%", calibrate={"min": "1%", "max": "2%", "step": "0.25%"})])
     assert [str(c) for c in b.rules[0].calibrate.candidates()] == ["1%", "1.25%", "1.5%", "1.75%", "2%"]
