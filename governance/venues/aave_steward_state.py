@@ -2,7 +2,7 @@
 
 `steward epoch --rpc` reads the steward named by the policy's `routing.steward` at the same block as
 the pool: its limits (getRiskConfig), each market's last update times (getTimelock) and restriction
-(isAddressRestricted). The file keeps the chain's integers (basis points, seconds) so `steward
+(isAddressRestricted); its risk council (RISK_COUNCIL) must be the policy's Safe, which sends the calls. The file keeps the chain's integers (basis points, seconds) so `steward
 verify` rebuilds the routes from exactly what was read.
 """
 
@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 from governance import jsonio
 from governance.bundle import BundleError
 from governance.chain import ChainError, ChainReader, connect
-from governance.venues.aave_steward import read_last_updates, read_restricted, read_risk_config
+from governance.venues.aave_steward import read_council, read_last_updates, read_restricted, read_risk_config
 from risk.data_text import iso_utc
 from risk.policy import Policy
 from risk.policy_routing import StewardLimits, StewardParameter
@@ -41,6 +41,14 @@ def read_steward_state(reader: ChainReader, policy: Policy, *, block: int) -> St
         raise ChainError(
             f"the RiskSteward {steward} (routing.steward in the policy) has no code on chain {reader.chain_id} at block {block}",
             "remove routing.steward from the policy, or point --rpc at a chain where the steward is deployed",
+        )
+    safe = policy.venue.addresses.safe
+    council = read_council(reader, steward, block=block)
+    if safe is not None and council != to_checksum_address(safe):
+        # onlyRiskCouncil: every steward call the Safe batch carries would revert.
+        raise ChainError(
+            f"the RiskSteward {steward} takes calls from its risk council {council} only; the policy's Safe {to_checksum_address(safe)} is not it",
+            "set venue.addresses.safe to the steward's council Safe, or remove routing.steward from the policy",
         )
     markets = {m.symbol: to_checksum_address(m.asset) for m in policy.markets}
     header = reader.block(block)

@@ -21,7 +21,7 @@ from governance.chain import ChainError, connect
 from governance.chain_bundle import load_chain_bundle
 from governance.epoch_inputs import DEMO_POLICY, DEMO_SNAPSHOT, gather_inputs, inputs_from_bundle
 from governance.pipeline import build_files, bundle_dir
-from governance.venues.aave_steward import GET_RISK_CONFIG, GET_TIMELOCK, IS_ADDRESS_RESTRICTED
+from governance.venues.aave_steward import GET_RISK_CONFIG, GET_TIMELOCK, IS_ADDRESS_RESTRICTED, RISK_COUNCIL
 from governance.venues.aave_steward_state import (
     INPUT_STEWARD,
     parse_steward_state,
@@ -71,7 +71,10 @@ def _limits(**changes: tuple[str, str]) -> StewardLimits:
 # --- the read at a block --------------------------------------------------------------------------
 
 
-def _answers(restricted: set[str], supply_cap_update: int) -> dict[tuple[str, str], bytes]:
+DEMO_SAFE = "0x5300A1a15135EA4dc7aD5a167152C01EFc9b192A"  # venue.addresses.safe of the demo policy
+
+
+def _answers(restricted: set[str], supply_cap_update: int, council: str = DEMO_SAFE) -> dict[tuple[str, str], bytes]:
     pairs = [(3 * DAY, 50)] * 3 + [(2 * DAY, 3_000), (3 * DAY, 10_000), (3 * DAY, 2_000)] + [(3 * DAY, 100)] * 2
     pairs += [(3 * DAY, 2_000), (3 * DAY, 300), (DAY, 500), (DAY, 500)]
     answers = {(STEWARD, "0x" + GET_RISK_CONFIG.encode().hex()): abi_encode(list(GET_RISK_CONFIG.outputs), [tuple(pairs)])}
@@ -79,6 +82,7 @@ def _answers(restricted: set[str], supply_cap_update: int) -> dict[tuple[str, st
         debounce = (supply_cap_update if symbol == "WETH" else 0,) + (0,) * 10
         answers[(STEWARD, "0x" + GET_TIMELOCK.encode(asset).hex())] = abi_encode(list(GET_TIMELOCK.outputs), [debounce])
         answers[(STEWARD, "0x" + IS_ADDRESS_RESTRICTED.encode(asset).hex())] = abi_encode(["bool"], [symbol in restricted])
+    answers[(STEWARD, "0x" + RISK_COUNCIL.encode().hex())] = abi_encode(["address"], [council])
     return answers
 
 
@@ -104,6 +108,18 @@ def test_a_steward_without_code_at_the_block_is_named(tmp_path: Path) -> None:
     assert raised.value.cause == f"the RiskSteward {STEWARD} (routing.steward in the policy) has no code on chain 1337 at block {BLOCK}"
     assert "remove routing.steward" in raised.value.hint and "deployed" in raised.value.hint
     assert not [c for c in node.calls]  # nothing read from an empty address
+
+
+def test_a_safe_that_is_not_the_steward_s_council_is_refused(tmp_path: Path) -> None:
+    policy = load_policy(_policy_path(tmp_path)).policy
+    other = "0x00000000000000000000000000000000000000C0"
+    answers = _answers(set(), 0, council=other)
+    with EthCallStandin(1337, answers, codes={STEWARD: b"\x60\x80"}, block_times={BLOCK: int(AS_OF.timestamp())}) as node, \
+            pytest.raises(ChainError) as raised:
+        read_steward_state(connect(node.url, expected_chain_id=1337), policy, block=BLOCK)
+    assert raised.value.cause == (f"the RiskSteward {STEWARD} takes calls from its risk council {other} only; "
+                                  f"the policy's Safe {DEMO_SAFE} is not it")
+    assert "council Safe" in raised.value.hint
 
 
 def test_a_policy_without_a_steward_reads_nothing() -> None:
