@@ -30,6 +30,17 @@ PasswordEnvOpt = Annotated[
 StateDirOpt = Annotated[Path, typer.Option("--state-dir", help="Where the devnet keeps its state.")]
 
 
+def state_check_lines(result: Any, bundle: Path) -> list[str]:
+    """What a simulation or reconciliation found, under its header line: each change, the verdict, and
+    where the signer packet rendered from it is (a Safe's run or a Governor's)."""
+    lines = [f"  {line}" for line in result.changed]
+    if result.ok:
+        lines.append("  every recommended value reached exactly; nothing else changed")
+    if (packet := bundle / SIGNER_PACKET).is_file():
+        lines.append(f"  signer packet (before → after, read on chain): {packet}")
+    return lines
+
+
 def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Console) -> None:
     """Add the chain commands to `app`."""
 
@@ -40,17 +51,15 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
             return password_from_env(env)
         return err.input(f"password for {keystore}: ", password=True)
 
-    def print_result(result: Any) -> None:
+    def print_result(result: Any, bundle: Path) -> None:
         what = "simulated" if result.mode == "simulate" else "reconciled"
         out.print(
             f"{what} safeTxHash {result.safe_tx_hash} on chain {result.chain_id} at block {result.block}: "
             f"{'OK' if result.ok else 'FAILED'}; gas used {result.gas_used}",
             markup=False,
         )
-        for line in result.changed:
-            out.print(f"  {line}", markup=False)
-        if result.ok:
-            out.print("  every recommended value reached exactly; nothing else changed", markup=False)
+        for line in state_check_lines(result, bundle):
+            out.print(line, markup=False)
 
     devnet_app = typer.Typer(help="A local chain with a real Aave v3 market and a Safe.", no_args_is_help=True)
 
@@ -93,9 +102,7 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
         def body() -> None:
             with err.status("verifying, then running the Safe transaction on a snapshot…"):
                 result = simulate(bundle, rpc, timeout_s=timeout)
-            print_result(result)
-            if (packet := bundle / SIGNER_PACKET).is_file():
-                out.print(f"  signer packet (before → after, read on chain): {packet}", markup=False)
+            print_result(result, bundle)
             require_ok(result)
 
         guarded(body)
@@ -113,7 +120,7 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
         def body() -> None:
             with err.status("finding the execution and reading the state around it…"):
                 result = reconcile(bundle, rpc, tx_hash=tx, timeout_s=timeout)
-            print_result(result)
+            print_result(result, bundle)
             require_ok(result)
 
         guarded(body)
@@ -160,7 +167,7 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
                 err.print(f"[yellow]warning:[/] {warning}", markup=True)
             out.print(f"executed: tx {done.tx_hash} in block {done.block}, gas {done.gas_used}, "
                       f"signed by {', '.join(done.signers)}", markup=False)
-            print_result(done.reconciliation)
+            print_result(done.reconciliation, bundle)
             require_ok(done.reconciliation)
 
         guarded(body)

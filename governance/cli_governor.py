@@ -61,13 +61,13 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
     def say(text: str) -> None:
         out.print(text, markup=False)
 
-    def print_reconciliation(result: Any) -> None:
+    def print_reconciliation(result: Any, bundle: Path) -> None:
+        from governance.cli_chain import state_check_lines
+
         say(f"reconciled proposal {result.proposal_id} on chain {result.chain_id} at block {result.block}: "
             f"{'OK' if result.ok else 'FAILED'}; gas used {result.gas_used}")
-        for line in result.changed:
-            say(f"  {line}")
-        if result.ok:
-            say("  every recommended value reached exactly; nothing else changed")
+        for line in state_check_lines(result, bundle):
+            say(line)
 
     gov = typer.Typer(help="Follow a bundle's Governor proposal: vote, queue, execute, reconcile.", no_args_is_help=True)
 
@@ -106,7 +106,7 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
                 if name == "execute":
                     result = reconcile_on_chain(reader, gb, tx_hash=done.tx_hash)
                     write_result(gb, result)
-                    print_reconciliation(result)
+                    print_reconciliation(result, bundle)
                     require_ok(result)
 
             guarded(body)
@@ -127,7 +127,7 @@ def register(app: typer.Typer, *, guarded: Guarded[Any], out: Console, err: Cons
 
         def body() -> None:
             result = reconcile(bundle, rpc, tx_hash=tx, timeout_s=timeout)
-            print_reconciliation(result)
+            print_reconciliation(result, bundle)
             require_ok(result)
 
         guarded(body)

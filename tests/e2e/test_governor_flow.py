@@ -210,6 +210,7 @@ def test_the_same_recommendation_runs_through_the_safe_and_through_the_governor(
     code, out = _step("execute", bundle, devnet, keystores["voter1"])
     assert code == 0, out
     assert "executed: proposal" in out and ": OK;" in out and "nothing else changed" in out
+    assert "signer packet (before → after, read on chain)" in out and (bundle / "signer-packet.md").is_file()
 
     doc = json.loads((bundle / "simulation.json").read_text())
     assert doc["mode"] == "reconcile-governor" and doc["ok"] is True and doc["proposal_id"] == str(gb.proposal.proposal_id)

@@ -75,6 +75,7 @@ def test_two_owners_sign_execute_reconciles_and_a_second_execution_is_refused(
     assert code == 0, out
     texts.append(out)
     assert "executed: tx 0x" in out and ": OK;" in out
+    assert f"signer packet (before → after, read on chain): {bundle / 'signer-packet.md'}" in " ".join(out.split())
     doc = json.loads((bundle / "simulation.json").read_text())
     assert doc["mode"] == "reconcile" and doc["ok"] is True and doc["execution_tx"].startswith("0x")
 
